@@ -1,0 +1,1 @@
+"""Simulation engine: optax optimizers on the paper's linear signal model."""

@@ -1,0 +1,46 @@
+"""Closed forms for GD and signGD on the paper's linear signal model.
+
+Ma, Pan and Farahmand, *Understanding the robustness difference between
+stochastic gradient descent and adaptive gradient methods*, TMLR 2023,
+arXiv:2308.06703.
+"""
+
+from theory.gd import (
+    gd_error,
+    gd_is_stable,
+    gd_limit,
+    gd_limit_weight_norm_sq,
+    gd_max_stable_lr,
+    gd_weights,
+)
+from theory.risks import (
+    adversarial_risk_l2,
+    adversarial_risk_linf,
+    lipschitz_constant,
+    standard_risk,
+    weight_norm,
+)
+from theory.signal import (
+    PaperTraining,
+    SignalModel,
+    dct_basis,
+    irrelevant_mask,
+    make_model,
+    paper_model,
+    sample_freq,
+    to_freq,
+    to_input,
+)
+from theory.signgd import (
+    NotApplicableError,
+    Reason,
+    SignGDPhases,
+    require_applicable,
+    signgd_drift_first_order,
+    signgd_error,
+    signgd_gradient_parts,
+    signgd_phases,
+    signgd_step_freq,
+)
+
+__all__ = [n for n in dir() if not n.startswith("_")]
