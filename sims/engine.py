@@ -4,20 +4,56 @@ One step, for every optimizer at once (they share the batch, i.e. common
 random numbers across optimizers):
 
     e~   = C w - w~*                          (frequency-coordinate error)
-    g~   = oracle.grad(data, fold_in(stream_key, t), e~)
+    g~   = oracle gradient at e~ for the step's batch
     g    = C^T g~                             (input-coordinate gradient)
     w    <- w + optimizer.update(g)           (the sign etc. act on g)
 
-The batch drawn at step ``t`` depends only on the seed's key and ``t``, so a
-seed's trajectory does not depend on how many seeds run beside it, on the
-record grid, on chunking, or on the devices the seeds are sharded over.
+Each seed's key splits into ``(data_key, stream_key)``; the batch drawn at
+step ``t`` depends only on ``fold_in(stream_key, t)`` (keys of another PRNG
+implementation are first mapped to threefry words, see
+:func:`sims.sampling.key_words`). So a seed's trajectory does not depend on
+how many seeds run beside it, on the record grid, on chunking, on the block
+size or on the devices the seeds are sharded over: ``tests/test_engine.py``
+and ``tests/test_sharding.py`` check this bit for bit. (That needs the same
+floating-point operations for every seed count. XLA fuses tiny arrays
+differently, and with them which ``a * b + c`` become FMAs, so seeds are
+padded to ``SEED_MULTIPLE`` per device; and the per-seed arithmetic avoids
+reductions, whose summation order XLA picks by shape, for ``d <= 8``.)
 
-Steps run in ``lax.fori_loop`` between record points inside a ``lax.scan``
-over the grid, vmapped over seeds, so memory is proportional to the grid.
+How it runs fast (``benchmarks/bench_engine.py`` has the numbers):
+
+* **Seeds last.** The state of all seeds is one set of arrays with the seed
+  axis last and contiguous (``w``: ``k`` arrays of shape ``(d, seeds)``), and
+  the small ``d x d`` products are unrolled into element-wise arithmetic, so
+  a step is a few element-wise XLA fusions that vectorise over seeds.
+  (vmapping the one-seed step instead gives ``(seeds, k, d)`` layouts,
+  batched 3x3 matrix products and per-seed scalar work.)
+* **Random numbers in blocks.** For oracles with a batched ``draw`` (online
+  Wishart), the batches of the next ``block`` steps of every seed are drawn
+  in one vectorised call (threefry written out so XLA fuses it; an exact
+  Marsaglia-Tsang chi-square instead of ``jax.random.gamma``'s while loop;
+  see :mod:`sims.sampling`), materialised, and consumed by the inner loop.
+  Drawing inside the step let XLA fuse the generator into each consumer,
+  recomputing it for every optimizer and coordinate.
+* **Element-wise optimizers run on the batch directly.** An optax update
+  whose jaxpr is element-wise (``sgd``, ``sign_sgd``, ``adam``, ``rmsprop``;
+  checked by :func:`is_elementwise`) is applied to the ``(d, seeds)`` arrays
+  as they are, with scalar state (Adam's step count, identical across
+  seeds) shared, so e.g. Adam's bias correction is computed once per step
+  rather than once per seed. Any other optimizer is vmapped over seeds.
+* **Sharding** is ``shard_map`` over a 1-D mesh of the seed axis: every
+  device runs its seeds independently. Seeds are padded to a multiple of the
+  device count.
+* Compiled functions are cached, so a second :func:`simulate` with the same
+  shapes does not compile again.
+
+Steps run between record points inside a ``lax.scan`` over the grid, so
+memory is proportional to the grid (plus the state and one block of draws).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence
 
@@ -25,13 +61,32 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.extend import core as jcore
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from sims.oracles import GradientOracle, OracleState
+from sims.oracles import GradientOracle
 from sims.recording import check_grid
-from theory.signal import SignalModel, dct_basis
+from sims.sampling import UNROLL_MAX_ENTRIES, fold_in_words, key_words
+from theory.signal import SignalModel
 
 Array = jax.Array
+
+#: Seeds per device are padded to a multiple of this. XLA compiles arrays of
+#: a few elements differently (other fusions, so other FMA contractions), which
+#: changed results in the last bit for fewer than 8 seeds; with 16 or more,
+#: every seed count gives the same bits (``tests/test_engine.py``).
+SEED_MULTIPLE = 16
+
+#: With ``block=None``, about this many (step, seed) draws are made at once
+#: per device: enough to amortise a block's overhead, few enough to stay in
+#: cache (measured on a 2-core AMD EPYC: 8 steps at 1024 seeds).
+BLOCK_DRAWS = 8192
+
+
+def auto_block(seeds_per_device: int) -> int:
+    """The default block: ``BLOCK_DRAWS / seeds`` rounded to a power of 2 in ``[4, 64]``."""
+    b = BLOCK_DRAWS / max(1, seeds_per_device)
+    return int(min(64, max(4, 2 ** round(math.log2(b)))))
 
 
 class Simulation(NamedTuple):
@@ -40,24 +95,6 @@ class Simulation(NamedTuple):
     names: tuple[str, ...]
     optimizers: tuple[optax.GradientTransformation, ...]
     oracle: GradientOracle
-
-
-class SimState(NamedTuple):
-    """The state of one seed.
-
-    Attributes:
-      step: number of steps taken (int32 scalar).
-      stream_key: the batch at step ``t`` is drawn from ``fold_in(stream_key, t)``.
-      data: the oracle's fixed data (the training set in ``fixed`` mode).
-      w: ``(k, d)`` weights of the ``k`` optimizers, input coordinates.
-      opt_state: tuple of the optimizers' states.
-    """
-
-    step: Array
-    stream_key: Array
-    data: OracleState
-    w: Array
-    opt_state: tuple[Any, ...]
 
 
 class Trajectories(NamedTuple):
@@ -82,48 +119,6 @@ def make_simulation(optimizers: Mapping[str, optax.GradientTransformation], orac
     return Simulation(tuple(optimizers), tuple(optimizers.values()), oracle)
 
 
-def init_state(sim: Simulation, model: SignalModel, key: Array) -> SimState:
-    """Initial state of one seed: every optimizer starts at ``w0``."""
-    data_key, stream_key = jax.random.split(key)
-    basis = dct_basis(model.dim, model.spectrum.dtype)
-    w0 = model.w0_freq @ basis  # w = C^T w~, as a row vector
-    return SimState(
-        step=jnp.zeros((), jnp.int32),
-        stream_key=stream_key,
-        data=sim.oracle.init(data_key),
-        w=jnp.broadcast_to(w0, (len(sim.names), model.dim)),
-        opt_state=tuple(opt.init(w0) for opt in sim.optimizers),
-    )
-
-
-def step(sim: Simulation, model: SignalModel, basis: Array, state: SimState) -> SimState:
-    """One step of every optimizer on one shared batch."""
-    e_freq = state.w @ basis.T - model.w_star_freq
-    g = sim.oracle.grad(state.data, jax.random.fold_in(state.stream_key, state.step), e_freq) @ basis
-    ws, opt_states = [], []
-    for i, opt in enumerate(sim.optimizers):
-        updates, s = opt.update(g[i], state.opt_state[i], state.w[i])
-        ws.append(optax.apply_updates(state.w[i], updates))
-        opt_states.append(s)
-    return state._replace(step=state.step + 1, w=jnp.stack(ws), opt_state=tuple(opt_states))
-
-
-def run_segments(sim: Simulation, model: SignalModel, state: SimState, lengths: Array) -> tuple[SimState, Array]:
-    """Runs ``lengths[j]`` steps, then records, for each ``j``.
-
-    Returns:
-      The final state and the ``(len(lengths), k, d)`` recorded ``w~``.
-    """
-    basis = dct_basis(model.dim, model.spectrum.dtype)
-    body = lambda _, s: step(sim, model, basis, s)
-
-    def segment(s, n):
-        s = jax.lax.fori_loop(0, n, body, s)
-        return s, s.w @ basis.T
-
-    return jax.lax.scan(segment, state, lengths)
-
-
 def seed_keys(seeds: Sequence[int] | int, base_seed: int = 0) -> Array:
     """Keys ``fold_in(key(base_seed), i)`` for each seed index ``i``.
 
@@ -131,6 +126,246 @@ def seed_keys(seeds: Sequence[int] | int, base_seed: int = 0) -> Array:
     """
     idx = np.arange(seeds) if isinstance(seeds, (int, np.integer)) else np.asarray(seeds)
     return jax.vmap(lambda i: jax.random.fold_in(jax.random.key(base_seed), i))(jnp.asarray(idx, jnp.uint32))
+
+
+# --------------------------------------------------------------------------
+# Element-wise optimizers.
+
+_ELEMENTWISE = frozenset(
+    """abs acos acosh add and asin asinh atan atan2 atanh cbrt ceil clamp convert_element_type copy copy_p
+    cos cosh digamma div eq erf erf_inv erfc exp exp2 expm1 floor ge gt integer_pow is_finite le lgamma log
+    log1p logistic lt max min mul ne neg nextafter not or pow reduce_precision rem round rsqrt select_n
+    shift_left shift_right_arithmetic shift_right_logical sign sin sinh sqrt square stop_gradient sub tan
+    tanh xor""".split()
+)
+_CALLS = frozenset(
+    "pjit jit closed_call core_call remat checkpoint custom_jvp_call custom_vjp_call custom_vjp_call_jaxpr".split()
+)
+
+
+def _jaxpr_is_elementwise(jaxpr) -> bool:
+    for eqn in jaxpr.eqns:
+        name = eqn.primitive.name
+        if name in _CALLS:
+            subs = [v for v in eqn.params.values() if isinstance(v, (jcore.Jaxpr, jcore.ClosedJaxpr))]
+            if not subs or not all(_jaxpr_is_elementwise(getattr(s, "jaxpr", s)) for s in subs):
+                return False
+        elif name == "broadcast_in_dim":
+            if eqn.invars[0].aval.shape != ():
+                return False
+        elif name not in _ELEMENTWISE:
+            return False
+    return True
+
+
+def is_elementwise(fn: Callable, *args) -> bool:
+    """Whether ``fn(*args)`` is built from element-wise primitives only
+    (scalars may broadcast). Such a function applied to a batch of parameter
+    arrays stacked on a new axis, with its scalar inputs shared, is the same
+    as the function vmapped over that axis, whenever the scalars agree."""
+    try:
+        return _jaxpr_is_elementwise(jax.make_jaxpr(fn)(*args).jaxpr)
+    except Exception:  # anything that does not trace on one seed: be safe
+        return False
+
+
+# --------------------------------------------------------------------------
+# Small constant matrices.
+
+
+@functools.lru_cache(maxsize=None)
+def _dct_basis_np(d: int) -> np.ndarray:
+    """Orthonormal DCT-II ``C`` in float64 (as ``theory.signal.dct_basis``),
+    with its exact zeros (e.g. ``C[1, 1]`` for ``d = 3``) set to 0."""
+    k = np.arange(d)[:, None]
+    j = np.arange(d)[None, :]
+    c = np.sqrt(2.0 / d) * np.cos(np.pi * k * (2 * j + 1) / (2 * d))
+    c[0] /= np.sqrt(2.0)
+    c[np.abs(c) < 1e-12] = 0.0
+    return c
+
+
+def _const_matmul(m: np.ndarray, x: Array) -> Array:
+    """``m @ x`` for a constant ``(p, d)`` matrix and ``x`` ``(d, *rest)``."""
+    p, d = m.shape
+    if p * d > UNROLL_MAX_ENTRIES:
+        return jnp.tensordot(jnp.asarray(m, x.dtype), x, axes=1)
+    rows = []
+    for i in range(p):
+        terms = [x[j] * np.asarray(m[i, j], x.dtype) for j in range(d) if m[i, j] != 0.0]
+        rows.append(sum(terms[1:], terms[0]) if terms else jnp.zeros_like(x[0]))
+    return jnp.stack(rows)
+
+
+# --------------------------------------------------------------------------
+# The batched state and step.
+
+
+class _State(NamedTuple):
+    """All seeds (on one device), seed axis last.
+
+    Attributes:
+      t: steps taken (int32 scalar, shared).
+      stream: ``(2, seeds)`` threefry words of each seed's stream key.
+      data: the oracle's fixed data, leaves ``(..., seeds)``.
+      w: ``k`` arrays ``(d, seeds)``, input coordinates.
+      opt: the ``k`` optimizer states (seed axis last, or shared scalars).
+    """
+
+    t: Array
+    stream: Array
+    data: Any
+    w: tuple[Array, ...]
+    opt: tuple[Any, ...]
+
+
+class _Plan(NamedTuple):
+    sim: Simulation
+    d: int
+    dtype: Any
+    w0_in: tuple[float, ...]
+    w_star_freq: tuple[float, ...]
+    elementwise: tuple[bool, ...]
+    block: int
+
+
+def _make_plan(sim: Simulation, model: SignalModel, block: int) -> _Plan:
+    d, dtype = model.dim, model.spectrum.dtype
+    c = _dct_basis_np(d)
+    w0_in = tuple(float(v) for v in np.asarray(model.w0_freq, np.float64) @ c)
+    w0 = jnp.asarray(w0_in, dtype)
+    elementwise = []
+    for opt in sim.optimizers:
+        ok = is_elementwise(opt.init, w0)
+        if ok:
+            st = opt.init(w0)
+            ok = is_elementwise(opt.update, w0, st, w0)
+        elementwise.append(ok)
+    return _Plan(sim, d, dtype, w0_in, tuple(float(v) for v in np.asarray(model.w_star_freq)), tuple(elementwise), block)
+
+
+def _init(plan: _Plan, keys: Array) -> _State:
+    """The state of ``keys`` (``(seeds,)``): every optimizer starts at ``w0``."""
+    sim = plan.sim
+    data_keys, stream_keys = jax.vmap(lambda k: tuple(jax.random.split(k)))(keys)
+    data = jax.vmap(sim.oracle.init, out_axes=-1)(data_keys)
+    n = keys.shape[0]
+    w0 = jnp.broadcast_to(jnp.asarray(plan.w0_in, plan.dtype)[:, None], (plan.d, n))
+    opt = tuple(
+        o.init(w0) if ew else jax.vmap(o.init, in_axes=-1, out_axes=-1)(w0)
+        for o, ew in zip(sim.optimizers, plan.elementwise)
+    )
+    return _State(jnp.zeros((), jnp.int32), key_words(stream_keys), data, (w0,) * len(sim.names), opt)
+
+
+def _w_freq(plan: _Plan, w: tuple[Array, ...]) -> Array:
+    """``(k, d, seeds)`` weights in frequency coordinates."""
+    c = _dct_basis_np(plan.d)
+    return jnp.stack([_const_matmul(c, wi) for wi in w])
+
+
+def _step(plan: _Plan, s: _State, grad_freq: Callable[[Array], Array]) -> _State:
+    """One step of every optimizer; ``grad_freq`` maps ``e~`` ``(d, k, seeds)``
+    to ``g~`` of the same shape, with the step's batch."""
+    c = _dct_basis_np(plan.d)
+    w_star = jnp.asarray(plan.w_star_freq, plan.dtype)[:, None]
+    e = jnp.stack([_const_matmul(c, wi) - w_star for wi in s.w], axis=1)
+    g_freq = grad_freq(e)
+    ws, opts = [], []
+    for i, (opt, ew) in enumerate(zip(plan.sim.optimizers, plan.elementwise)):
+        g = _const_matmul(c.T, g_freq[:, i])
+        update = opt.update if ew else jax.vmap(opt.update, in_axes=-1, out_axes=-1)
+        upd, st = update(g, s.opt[i], s.w[i])
+        ws.append(optax.apply_updates(s.w[i], upd))
+        opts.append(st)
+    return s._replace(t=s.t + 1, w=tuple(ws), opt=tuple(opts))
+
+
+def _run_steps(plan: _Plan, s: _State, length: Array) -> _State:
+    """Runs ``length`` steps (a traced scalar)."""
+    oracle = plan.sim.oracle
+    if oracle.apply is not None and oracle.draw is None:  # population, fixed: no randomness
+        body = lambda _, s: _step(plan, s, lambda e: oracle.apply(s.data, None, e))
+        return jax.lax.fori_loop(0, length, body, s)
+
+    if oracle.apply is not None:  # draw the batches of ``block`` steps at once
+        block = plan.block
+        offsets = jnp.arange(block, dtype=jnp.uint32)[:, None]
+
+        def step_keys(s):  # (2, block, seeds): fold_in(stream_key, t + b)
+            return fold_in_words(s.stream[:, None, :], s.t.astype(jnp.uint32) + offsets)
+
+        def run_block(carry):
+            s, left, kw = carry
+            # Draws (block first, so a step reads one contiguous slab).
+            stats = jax.tree.map(lambda x: jnp.moveaxis(x, -2, 0), oracle.draw(kw))
+            take = lambda b: jax.tree.map(lambda x: x[b], stats)
+
+            def body(b, carry):
+                # The step's draws travel in the carry too: slicing them
+                # inside the consumers kept XLA from vectorising those.
+                s, cur = carry
+                s = _step(plan, s, lambda e: oracle.apply(s.data, cur, e))
+                return s, take(jnp.minimum(b + 1, block - 1))
+
+            count = jnp.minimum(left, block)
+            s, _ = jax.lax.fori_loop(0, count, body, (s, take(0)))
+            # The next block's keys travel in the loop carry, so they are
+            # materialised once rather than recomputed inside every consumer.
+            return s, left - count, step_keys(s)
+
+        return jax.lax.while_loop(lambda c: c[1] > 0, run_block, (s, length, step_keys(s)))[0]
+
+    # A generic oracle: ``grad`` vmapped over seeds with typed step keys.
+    def grad_freq(s, e):
+        kw = fold_in_words(s.stream, s.t.astype(jnp.uint32))
+        keys = jax.random.wrap_key_data(kw.T, impl="threefry2x32")
+        g = jax.vmap(oracle.grad, in_axes=(-1, 0, 2), out_axes=2)(s.data, keys, jnp.moveaxis(e, 0, 1))
+        return jnp.moveaxis(g, 1, 0)
+
+    return jax.lax.fori_loop(0, length, lambda _, s: _step(plan, s, lambda e: grad_freq(s, e)), s)
+
+
+def _run_chunk(plan: _Plan, s: _State, lengths: Array) -> tuple[_State, Array]:
+    """Runs ``lengths[j]`` steps, then records, for each ``j``: ``(J, k, d, seeds)``."""
+
+    def segment(s, length):
+        s = _run_steps(plan, s, length)
+        return s, _w_freq(plan, s.w)
+
+    return jax.lax.scan(segment, s, lengths)
+
+
+def _seed_spec(per_seed: bool, ndim: int) -> P:
+    return P(*([None] * (ndim - 1) + ["seeds"])) if per_seed else P()
+
+
+class _Compiled(NamedTuple):
+    init: Callable
+    advance: Callable
+    sharding: Any
+    state_specs: Any
+
+
+@functools.lru_cache(maxsize=32)
+def _compile(plan: _Plan, devices: tuple, key_dtype, key_shape: tuple) -> _Compiled:
+    mesh = Mesh(np.array(devices), ("seeds",))
+    # Which state leaves carry the seed axis: those whose shape changes with it.
+    probe = lambda n: jax.eval_shape(lambda k: _init(plan, k), jax.ShapeDtypeStruct((n,) + key_shape, key_dtype))
+    one, two = probe(1), probe(2)
+    specs = jax.tree.map(lambda a, b: _seed_spec(a.shape != b.shape, len(a.shape)), one, two)
+    shardings = jax.tree.map(lambda spec: NamedSharding(mesh, spec), specs)
+    init = jax.jit(lambda keys: _init(plan, keys), out_shardings=shardings)
+    rec_spec = P(None, None, None, "seeds")
+    chunk = jax.shard_map(
+        lambda s, lengths: _run_chunk(plan, s, lengths),
+        mesh=mesh,
+        in_specs=(specs, P()),
+        out_specs=(specs, rec_spec),
+        check_vma=False,
+    )
+    advance = jax.jit(chunk, donate_argnums=0)
+    return _Compiled(init, advance, NamedSharding(mesh, P("seeds")), specs)
 
 
 def simulate(
@@ -142,6 +377,7 @@ def simulate(
     chunks: int = 64,
     progress: Optional[Callable[[int, int], None]] = None,
     devices: Optional[Sequence[jax.Device]] = None,
+    block: Optional[int] = None,
 ) -> Trajectories:
     """Runs every seed and optimizer, recording ``w~`` on ``grid``.
 
@@ -154,42 +390,50 @@ def simulate(
         ``progress`` can report; results do not depend on it.
       progress: called as ``progress(steps_done, steps_total)`` after each chunk.
       devices: devices to shard the seed axis over (default: all of
-        ``jax.devices()``). Seed counts that do not divide evenly are padded.
+        ``jax.devices()``). Seeds are padded to a multiple of
+        ``SEED_MULTIPLE`` per device.
+      block: steps whose batches are drawn at once (online Wishart); results
+        do not depend on it. Default: :func:`auto_block`.
 
     Returns:
       :class:`Trajectories` with ``w_freq`` of shape ``(seeds, k, T, d)``.
     """
     grid = check_grid(grid)
+    if block is not None and block < 1:
+        raise ValueError(f"block must be >= 1, got {block}")
     lengths = np.diff(grid).astype(np.int32)
     per_chunk = max(1, math.ceil(len(lengths) / max(1, chunks)))
     n_chunks = math.ceil(len(lengths) / per_chunk)
     padded = np.zeros(n_chunks * per_chunk, np.int32)
     padded[: len(lengths)] = lengths
 
-    devices = list(devices if devices is not None else jax.devices())
+    devices = tuple(devices if devices is not None else jax.devices())
     n_seeds = keys.shape[0]
-    n_pad = -n_seeds % len(devices)
-    if n_pad:  # extra seeds, dropped below, so that every device gets as many
-        keys = jnp.concatenate([keys, jnp.broadcast_to(keys[-1:], (n_pad,))])
-    sharding = NamedSharding(Mesh(np.array(devices), ("seeds",)), PartitionSpec("seeds"))
-    keys = jax.device_put(keys, sharding)
+    n_pad = -n_seeds % (len(devices) * SEED_MULTIPLE)
+    if n_pad:  # extra seeds, dropped below: every device gets as many, a multiple of SEED_MULTIPLE
+        keys = jnp.concatenate([keys, jnp.broadcast_to(keys[-1:], (n_pad,) + keys.shape[1:])])
 
-    init = jax.jit(jax.vmap(lambda k: init_state(sim, model, k)), out_shardings=sharding)
-    advance = jax.jit(
-        jax.vmap(lambda s, n: run_segments(sim, model, s, n), in_axes=(0, None)),
-        donate_argnums=0,
-    )
-    state = init(keys)
-    records = [(state.w @ dct_basis(model.dim, model.spectrum.dtype).T)[:, :, None]]
+    if block is None:
+        block = auto_block(keys.shape[0] // len(devices))
+    plan = _make_plan(sim, model, block)
+    args = (plan, devices, keys.dtype, tuple(keys.shape[1:]))
+    try:
+        comp = _compile(*args)
+    except TypeError:  # unhashable pieces: compile without the cache
+        comp = _compile.__wrapped__(*args)
+
+    state = comp.init(jax.device_put(keys, comp.sharding))
+    records = [_w_freq(plan, state.w)[None]]
     total, done = int(grid[-1]), 0
     for c in range(n_chunks):
         chunk = padded[c * per_chunk : (c + 1) * per_chunk]
-        state, rec = advance(state, jnp.asarray(chunk))
+        state, rec = comp.advance(state, jnp.asarray(chunk))
         keep = min(per_chunk, len(lengths) - c * per_chunk)
-        records.append(jnp.moveaxis(rec[:, :keep], 1, 2))
+        records.append(rec[:keep])
         done += int(chunk.sum())
         if progress is not None:
             jax.block_until_ready(state.w)
             progress(done, total)
-    w_freq = jnp.concatenate(records, axis=2)[:n_seeds]
+    w_freq = jnp.concatenate(records, axis=0)  # (T, k, d, seeds)
+    w_freq = jnp.transpose(w_freq, (3, 1, 0, 2))[:n_seeds]
     return Trajectories(sim.names, grid, w_freq)

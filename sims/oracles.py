@@ -13,16 +13,39 @@ Modes:
 * ``population``: ``g~ = diag(spectrum^2) e~``, the exact expected gradient.
 * ``online``: a fresh batch of ``n`` samples every step (the paper's setting).
 * ``fixed``: one training set of ``n`` samples, reused every step.
+
+Batched fast path (optional, used by :mod:`sims.engine` when present):
+
+* ``draw(kw) -> stats``: the step's randomness for a batch of step keys given
+  as threefry key words ``kw`` ``(2, *batch)`` (:func:`sims.sampling.key_words`),
+  with trailing ``batch`` axes. ``None`` when the oracle needs no randomness.
+* ``apply(state, stats, e) -> g``: the gradient with the *coordinate axis
+  first*: ``e`` is ``(d, *lead, *batch)``; ``state`` and ``stats`` leaves carry
+  the trailing ``batch`` axes (``stats`` is ``None`` without ``draw``).
+
+When both are given, ``grad(state, key, e)`` is exactly
+``apply(state, draw(key_words(key)), e.T)`` moved back to ``(..., d)``; an
+oracle without ``apply`` is run through ``grad``, vmapped over seeds.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 
-from sims.sampling import BatchStats, batch_gradient, sample_batch
+from sims.sampling import (
+    SAMPLERS,
+    BatchStats,
+    align_leading,
+    draw_gradient,
+    factor_matvec,
+    gram,
+    key_words,
+    sample_batch,
+    wishart_draw,
+)
 
 Array = jax.Array
 OracleState = Any
@@ -33,21 +56,49 @@ MODES = ("population", "online", "fixed")
 class GradientOracle(NamedTuple):
     init: Callable[[Array], OracleState]
     grad: Callable[[OracleState, Array, Array], Array]
+    draw: Optional[Callable[[Array], Any]] = None
+    apply: Optional[Callable[[OracleState, Any, Array], Array]] = None
+
+
+def _coords_last(apply: Callable[[Array], Array], e: Array) -> Array:
+    """Runs a coordinate-first ``apply`` on ``e`` ``(..., d)``."""
+    return jnp.moveaxis(apply(jnp.moveaxis(e, -1, 0)), 0, -1)
 
 
 def population_oracle(spectrum: Array) -> GradientOracle:
     """``g~ = diag(spectrum^2) e~``."""
     s2 = jnp.square(spectrum)
-    return GradientOracle(init=lambda key: (), grad=lambda state, key, e: s2 * e)
+
+    def apply(state, stats, e):
+        return align_leading(s2, e.ndim) * e
+
+    return GradientOracle(init=lambda key: (), grad=lambda state, key, e: s2 * e, apply=apply)
 
 
 def online_oracle(spectrum: Array, n: int, sampler: str = "wishart", label_noise: float = 0.0) -> GradientOracle:
-    """A fresh ``n``-sample batch every step, drawn from ``step_key``."""
+    """A fresh ``n``-sample batch every step, drawn from ``step_key``.
 
-    def grad(state, key, e):
-        return batch_gradient(sample_batch(key, spectrum, n, sampler, label_noise), e)
+    The ``wishart`` sampler has the batched fast path; ``explicit`` (the
+    ``O(n d)`` reference) only ``grad``.
+    """
+    if sampler == "wishart":
 
-    return GradientOracle(init=lambda key: (), grad=grad)
+        def draw(kw):
+            return wishart_draw(kw, spectrum, n, label_noise)
+
+        def apply(state, stats, e):
+            return draw_gradient(stats, spectrum, n, e)
+
+        def grad(state, key, e):
+            return _coords_last(lambda ec: apply(state, draw(key_words(key)), ec), e)
+
+        return GradientOracle(init=lambda key: (), grad=grad, draw=draw, apply=apply)
+
+    def grad_explicit(state, key, e):
+        stats = sample_batch(key, spectrum, n, sampler, label_noise)
+        return (e @ stats.factor) @ stats.factor.T - stats.label_grad
+
+    return GradientOracle(init=lambda key: (), grad=grad_explicit)
 
 
 def fixed_oracle(spectrum: Array, n: int, sampler: str = "wishart", label_noise: float = 0.0) -> GradientOracle:
@@ -58,12 +109,16 @@ def fixed_oracle(spectrum: Array, n: int, sampler: str = "wishart", label_noise:
 
     def init(key) -> BatchStats:
         stats = sample_batch(key, spectrum, n, sampler, label_noise)
-        return BatchStats(stats.factor @ stats.factor.T, stats.label_grad)
+        return BatchStats(gram(stats.factor), stats.label_grad)
 
     def grad(state: BatchStats, key, e):
         return e @ state.factor - state.label_grad  # S is symmetric
 
-    return GradientOracle(init=init, grad=grad)
+    def apply(state: BatchStats, stats, e):
+        g = factor_matvec(state.factor, e, lower=False)
+        return g - align_leading(state.label_grad, g.ndim)
+
+    return GradientOracle(init=init, grad=grad, apply=apply)
 
 
 def make_oracle(
@@ -82,5 +137,7 @@ def make_oracle(
         raise ValueError(f"mode {mode!r} needs a positive batch size, got {n}")
     if label_noise < 0:
         raise ValueError(f"label_noise must be >= 0, got {label_noise}")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
     make = online_oracle if mode == "online" else fixed_oracle
     return make(spectrum, n, sampler, label_noise)

@@ -35,11 +35,13 @@ from theory.signgd import (
     NotApplicableError,
     Reason,
     SignGDPhases,
+    SignGDSettled,
     require_applicable,
     signgd_drift_first_order,
     signgd_error,
     signgd_gradient_parts,
     signgd_phases,
+    signgd_settled,
     signgd_step_freq,
 )
 

@@ -19,7 +19,7 @@ Phases (THEORY.md section 4; Ma, Pan and Farahmand, TMLR 2023, section 4):
 2. ``|A| < |B|``: ``s = (sign B, sign A, -sign B)``; ``e~_0`` moves by
    ``lr/sqrt3`` and ``e~_1`` by ``sqrt2 lr`` towards 0, while the irrelevant
    ``e~_2`` moves by ``sqrt(2/3) lr sign(e~_0)`` every step.
-3. From ``t2``, when ``e~_0`` first changes sign, ``e~_2`` stays within
+3. From ``t2``, when ``e~_0`` first changes sign after ``t1``, ``e~_2`` stays within
    ``sqrt(2/3) lr`` of ``e~_2(t2)``.
 
 Exact discrete boundaries, for ``|A(0)| >= |B(0)|``:
@@ -84,7 +84,10 @@ class SignGDPhases(NamedTuple):
       applicable: whether the closed form holds (bool array).
       reason: a :class:`Reason` code (int array).
       t1: first step with ``|A| < |B|`` (-1 if not applicable).
-      t2: first step at which ``e~_0`` has changed sign (-1 if not applicable).
+      t2: first step after ``t1`` at which ``e~_0`` has the sign opposite to
+        ``e~_0(t1)`` (-1 if not applicable). Usually the first sign change of
+        ``e~_0``; but the last phase-1 step can jump over 0, and then
+        ``e~_0(t1)`` already has the sign opposite to ``e~_0(0)``.
       e_freq_t1: ``e~(t1)`` (NaN if not applicable).
       e_freq_t2: ``e~(t2)`` (NaN if not applicable).
       irrelevant_drift: ``e~_2(t2) - e~_2(0)`` (NaN if not applicable).
@@ -251,3 +254,53 @@ def require_applicable(phases: SignGDPhases) -> SignGDPhases:
     if reason != Reason.APPLICABLE:
         raise NotApplicableError(f"signGD closed form not applicable: {REASON_TEXT[reason]}")
     return phases
+
+
+class SignGDSettled(NamedTuple):
+    """Where population signGD settles after phase 3 (d = 3).
+
+    For ``t >= t_settled``, ``|e~_k(t) - e_freq_k| <= bound_k`` for each ``k``.
+
+    Attributes:
+      t_settled: ``t2 + ceil(|e~_1(t2)| / (sqrt2 lr))`` (-1 if not applicable).
+      e_freq: ``(0, 0, e~_2(t2))`` (NaN if not applicable).
+      bound: ``(sqrt3 lr, sqrt2 lr / (3 q), sqrt(2/3) lr)``, ``q = sigma_1^2/sigma_0^2``.
+    """
+
+    t_settled: Array
+    e_freq: Array
+    bound: Array
+
+
+def signgd_settled(model: SignalModel, lr) -> SignGDSettled:
+    """The long-time error of population signGD, up to ``O(lr)``.
+
+    After ``t2``, ``e~_0`` oscillates within ``sqrt3 lr`` of 0 and ``e~_2``
+    within ``sqrt(2/3) lr`` of ``e~_2(t2)`` (phase 3). ``e~_1`` keeps falling
+    by ``sqrt2 lr`` on each phase-2 step until it is within a step of 0, or
+    until ``|B| < sigma_0^2 lr / 3``: then ``e~_0`` two-cycles by phase-1 steps
+    (``|A| > |B|`` on both sides of 0) and ``e~_1`` freezes with
+    ``|e~_1| < sqrt2 lr / (3 q)``, which is at least ``sqrt2 lr`` for
+    ``q <= 1/3``. It gets there by ``t_settled``. So signGD ends at
+    ``e~ ~ (0, 0, e~_2(t2))``: zero standard risk to ``O(lr^2)``, and the
+    irrelevant drift kept for ever.
+
+    Args:
+      model: a :class:`SignalModel` with ``d = 3``.
+      lr: learning rate.
+
+    Returns:
+      A :class:`SignGDSettled`; NaN and -1 where :func:`signgd_phases` does
+      not apply.
+    """
+    ph = signgd_phases(model, lr)
+    dtype = model.e0_freq.dtype
+    lr = jnp.asarray(lr, dtype)
+    q = jnp.square(model.spectrum[1] / model.spectrum[0])
+    t_settled = ph.t2 + jnp.ceil(jnp.abs(ph.e_freq_t2[1]) / (SQRT2 * lr)).astype(ph.t2.dtype)
+    e_freq = jnp.stack([jnp.zeros((), dtype), jnp.zeros((), dtype), ph.e_freq_t2[2]])
+    return SignGDSettled(
+        t_settled=jnp.where(ph.applicable, t_settled, -1),
+        e_freq=jnp.where(ph.applicable, e_freq, jnp.nan),
+        bound=jnp.stack([SQRT3 * lr, SQRT2 * lr / (3.0 * q), SQRT_2_3 * lr]),
+    )

@@ -1,0 +1,286 @@
+"""Adversarial perturbations of the linear model and Monte Carlo risks.
+
+For one sample ``(x, y)`` in input coordinates and weights ``w`` (input
+coordinates, ``w = C^T w~``), the loss under a perturbation ``delta`` is
+
+    l(delta) = 1/2 (<w, x + delta> - y)^2 = 1/2 (r + <w, delta>)^2,   r = <w, x> - y.
+
+Over a norm ball ``||delta|| <= eps`` the maximum is attained where
+``<w, delta> = eps sign(r) ||w||_*`` (Hoelder), ``||.||_*`` the dual norm:
+
+* l2:    ``delta = eps sign(r) w / ||w||_2``,  loss ``1/2 (|r| + eps ||w||_2)^2``;
+* l_inf: ``delta = eps sign(r) sign(w)``,      loss ``1/2 (|r| + eps ||w||_1)^2``.
+
+``sign(0)`` is taken as ``+1`` so that ``r = 0`` still gets the worst case.
+PGD (Madry et al., 2018) approximates these by projected gradient ascent with
+``jax.grad``; on this model the loss along the ball boundary has a second,
+local maximum at ``<w, delta> = -eps sign(r) ||w||_*`` when
+``|r| < eps ||w||_*``, which PGD reaches from a random start on that side, so
+PGD is a lower bound on the worst case.
+
+Reference: Ma, Pan and Farahmand (TMLR 2023), section 4; THEORY.md section 2.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from theory.signal import SignalModel, sample_freq, to_input
+
+Array = jax.Array
+
+ATTACKS = ("none", "worst_l2", "pgd_l2", "worst_linf", "pgd_linf")
+
+
+class RiskEstimate(NamedTuple):
+    """A Monte Carlo estimate: ``mean`` of the per-sample losses and its
+    standard error ``stderr = std(loss, ddof=1) / sqrt(n)``."""
+
+    mean: Array
+    stderr: Array
+
+
+def sample_loss(w: Array, x: Array, y: Array, delta: Array) -> Array:
+    """``1/2 (<w, x + delta> - y)^2`` for one sample (``w, x, delta``: ``(d,)``)."""
+    return 0.5 * jnp.square(jnp.dot(w, x + delta) - y)
+
+
+def _sign_plus(r: Array) -> Array:
+    # sign with sign(0) = +1: at r = 0 both sides are worst, 0 would be the best.
+    return jnp.where(r >= 0, 1.0, -1.0).astype(r.dtype)
+
+
+def worst_case_l2(w: Array, x: Array, y: Array, eps) -> Array:
+    """Worst-case l2 perturbation of one sample, in input coordinates.
+
+    Args:
+      w: ``(d,)`` weights in input coordinates.
+      x: ``(d,)`` input.
+      y: scalar label.
+      eps: l2 budget.
+
+    Returns:
+      ``delta = eps sign(r) w / ||w||_2`` with ``r = <w, x> - y`` (zero if
+      ``w = 0``, when every ``delta`` gives the same loss). Its loss is
+      ``1/2 (|r| + eps ||w||_2)^2``.
+    """
+    norm = jnp.linalg.norm(w)
+    unit = jnp.where(norm > 0, w / jnp.where(norm > 0, norm, 1.0), 0.0)
+    return eps * _sign_plus(jnp.dot(w, x) - y) * unit
+
+
+def worst_case_linf(w: Array, x: Array, y: Array, eps) -> Array:
+    """Worst-case l_inf perturbation of one sample, in input coordinates.
+
+    Args:
+      w: ``(d,)`` weights in input coordinates.
+      x: ``(d,)`` input.
+      y: scalar label.
+      eps: l_inf budget.
+
+    Returns:
+      ``delta = eps sign(r) sign(w)``, whose loss is ``1/2 (|r| + eps ||w||_1)^2``.
+    """
+    return eps * _sign_plus(jnp.dot(w, x) - y) * jnp.sign(w)
+
+
+def _project_l2(delta: Array, eps) -> Array:
+    # Euclidean projection onto {||delta||_2 <= eps}: rescale if outside.
+    norm = jnp.linalg.norm(delta)
+    return delta * jnp.minimum(1.0, eps / jnp.where(norm > 0, norm, 1.0))
+
+
+def _project_linf(delta: Array, eps) -> Array:
+    return jnp.clip(delta, -eps, eps)
+
+
+def _random_l2(key: Array, d: int, eps, dtype) -> Array:
+    # Uniform in the l2 ball: uniform direction, radius eps U^(1/d).
+    k_dir, k_rad = jax.random.split(key)
+    z = jax.random.normal(k_dir, (d,), dtype)
+    radius = eps * jax.random.uniform(k_rad, (), dtype) ** (1.0 / d)
+    return radius * z / jnp.linalg.norm(z)
+
+
+def _random_linf(key: Array, d: int, eps, dtype) -> Array:
+    return jax.random.uniform(key, (d,), dtype, -1.0, 1.0) * eps
+
+
+def _pgd_one(key, w, x, y, eps, steps, step_size, random_start, norm):
+    """PGD on one sample; ``norm`` is ``"l2"`` or ``"linf"`` (static)."""
+    d, dtype = w.shape[-1], w.dtype
+    if norm == "l2":
+        start, project = _random_l2, _project_l2
+
+        def ascent(g):  # normalised gradient: the steepest l2 ascent direction
+            n = jnp.linalg.norm(g)
+            return g / jnp.where(n > 0, n, 1.0)
+
+    else:
+        start, project, ascent = _random_linf, _project_linf, jnp.sign
+    delta0 = start(key, d, eps, dtype) if random_start else jnp.zeros(d, dtype)
+    grad = jax.grad(lambda delta: sample_loss(w, x, y, delta))
+    body = lambda _, delta: project(delta + step_size * ascent(grad(delta)), eps)
+    return jax.lax.fori_loop(0, steps, body, delta0)
+
+
+def _pgd(key, w, x, y, eps, steps, step_size, random_start, norm, restarts=1):
+    step_size = 2.5 * eps / steps if step_size is None else step_size
+    one = partial(_pgd_one, steps=steps, random_start=random_start, norm=norm)
+
+    def best(k, xi, yi):
+        # The highest loss over the restarts, each from its own random start.
+        deltas = jax.vmap(lambda kr: one(kr, w, xi, yi, eps, step_size=step_size))(jax.random.split(k, restarts))
+        losses = jax.vmap(sample_loss, in_axes=(None, None, None, 0))(w, xi, yi, deltas)
+        return deltas[jnp.argmax(losses)]
+
+    return jax.vmap(best)(jax.random.split(key, x.shape[0]), x, y)
+
+
+def pgd_l2(
+    key: Array,
+    w: Array,
+    x: Array,
+    y: Array,
+    eps,
+    steps: int = 50,
+    step_size=None,
+    random_start: bool = True,
+    restarts: int = 1,
+) -> Array:
+    """l2 PGD on the per-sample loss, vmapped over samples.
+
+    ``delta <- P(delta + a g / ||g||_2)``, ``g = grad_delta 1/2 (<w, x+delta> - y)^2``
+    (by ``jax.grad``), ``P`` the projection onto ``||delta||_2 <= eps``.
+
+    Args:
+      key: PRNG key for the random starts (one subkey per sample).
+      w: ``(d,)`` weights in input coordinates.
+      x: ``(n, d)`` inputs.
+      y: ``(n,)`` labels.
+      eps: l2 budget.
+      steps: number of ascent steps (static).
+      step_size: ``a``; default ``2.5 eps / steps`` (Madry et al., 2018).
+      random_start: start uniformly in the ball (else at 0).
+      restarts: runs from this many random starts and keeps, per sample, the
+        perturbation with the highest loss (static).
+
+    Returns:
+      ``(n, d)`` perturbations with ``||delta||_2 <= eps``.
+    """
+    return _pgd(key, w, x, y, eps, steps, step_size, random_start, "l2", restarts)
+
+
+def pgd_linf(
+    key: Array,
+    w: Array,
+    x: Array,
+    y: Array,
+    eps,
+    steps: int = 50,
+    step_size=None,
+    random_start: bool = True,
+    restarts: int = 1,
+) -> Array:
+    """l_inf PGD on the per-sample loss, vmapped over samples.
+
+    ``delta <- clip(delta + a sign(g), -eps, eps)`` with ``g`` the ``jax.grad``
+    of the per-sample loss in ``delta``.
+
+    Args:
+      key: PRNG key for the random starts (one subkey per sample).
+      w: ``(d,)`` weights in input coordinates.
+      x: ``(n, d)`` inputs.
+      y: ``(n,)`` labels.
+      eps: l_inf budget.
+      steps: number of ascent steps (static).
+      step_size: ``a``; default ``2.5 eps / steps``.
+      random_start: start uniformly in the cube (else at 0).
+      restarts: runs from this many random starts and keeps, per sample, the
+        perturbation with the highest loss (static).
+
+    Returns:
+      ``(n, d)`` perturbations with ``||delta||_inf <= eps``.
+    """
+    return _pgd(key, w, x, y, eps, steps, step_size, random_start, "linf", restarts)
+
+
+def attack_perturbations(key: Array, w: Array, x: Array, y: Array, eps, attack: str, **pgd_kwargs) -> Array:
+    """``(n, d)`` perturbations of the samples ``x`` by the named attack.
+
+    Args:
+      key: PRNG key (used by the PGD attacks only).
+      w: ``(d,)`` weights in input coordinates.
+      x: ``(n, d)`` inputs; y: ``(n,)`` labels.
+      eps: budget.
+      attack: one of :data:`ATTACKS` (static).
+      **pgd_kwargs: ``steps``, ``step_size``, ``random_start``, ``restarts`` for PGD.
+
+    Raises:
+      ValueError: for an unknown attack.
+    """
+    if attack == "none":
+        return jnp.zeros_like(x)
+    if attack == "worst_l2":
+        return jax.vmap(worst_case_l2, in_axes=(None, 0, 0, None))(w, x, y, eps)
+    if attack == "worst_linf":
+        return jax.vmap(worst_case_linf, in_axes=(None, 0, 0, None))(w, x, y, eps)
+    if attack == "pgd_l2":
+        return pgd_l2(key, w, x, y, eps, **pgd_kwargs)
+    if attack == "pgd_linf":
+        return pgd_linf(key, w, x, y, eps, **pgd_kwargs)
+    raise ValueError(f"unknown attack {attack!r}; choose from {', '.join(ATTACKS)}")
+
+
+def monte_carlo_risk(
+    key: Array,
+    w_freq: Array,
+    model: SignalModel,
+    eps,
+    n_samples: int,
+    attack: str = "none",
+    **pgd_kwargs,
+) -> RiskEstimate:
+    """Monte Carlo (adversarial) risk of ``f(x) = <w, x>`` on fresh samples.
+
+    Draws ``x~ ~ N(0, diag(spectrum^2))`` (``n_samples`` of them), labels
+    ``y = <w~*, x~>``, inputs ``x = C^T x~``, perturbs each input in input
+    coordinates by ``attack`` and averages ``1/2 (<w, x + delta> - y)^2``.
+    Jit it with ``static_argnames=("n_samples", "attack")`` (and any PGD
+    ``steps``/``random_start``).
+
+    Args:
+      key: PRNG key; the samples (and PGD starts) depend only on it, so every
+        ``w`` in a batch sees the same samples (common random numbers).
+      w_freq: ``(..., d)`` weights in frequency coordinates, batched over the
+        leading axes.
+      model: the signal model (its ``spectrum`` and ``w_star_freq``).
+      eps: perturbation budget (ignored for ``"none"``).
+      n_samples: number of samples (static).
+      attack: one of :data:`ATTACKS` (static).
+      **pgd_kwargs: ``steps``, ``step_size``, ``random_start``, ``restarts`` for PGD.
+
+    Returns:
+      :class:`RiskEstimate` with ``mean`` and ``stderr`` of shape ``w_freq.shape[:-1]``.
+    """
+    if attack not in ATTACKS:
+        raise ValueError(f"unknown attack {attack!r}; choose from {', '.join(ATTACKS)}")
+    k_x, k_attack = jax.random.split(key)
+    x_freq = sample_freq(k_x, model.spectrum, n_samples)
+    y = x_freq @ model.w_star_freq
+    x = to_input(x_freq)
+
+    def risk_one(wf: Array) -> RiskEstimate:
+        w = to_input(wf)
+        delta = attack_perturbations(k_attack, w, x, y, eps, attack, **pgd_kwargs)
+        loss = jax.vmap(sample_loss, in_axes=(None, 0, 0, 0))(w, x, y, delta)
+        return RiskEstimate(jnp.mean(loss), jnp.std(loss, ddof=1) / jnp.sqrt(n_samples))
+
+    fn = risk_one
+    for _ in range(w_freq.ndim - 1):
+        fn = jax.vmap(fn)
+    return fn(w_freq)

@@ -1,0 +1,195 @@
+"""Command-line plumbing shared by the scripts: parsing, validation, output.
+
+Bad input gets one line on stderr naming the flag and the problem, and exit
+code 2, before anything is computed or written. Outputs are written
+atomically (a temporary file in the same folder, then ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Optional, Sequence
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A bad flag or setting; the message names the flag."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line and exit code 2."""
+
+    def error(self, message: str):  # noqa: D102 - argparse API
+        fail(message, prog=self.prog)
+
+
+def fail(message: str, prog: Optional[str] = None) -> None:
+    """Prints ``prog: error: message`` on stderr and exits with code 2."""
+    prog = prog or os.path.basename(sys.argv[0])
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    sys.exit(EXIT_USAGE)
+
+
+def finite_float(text: str) -> float:
+    """A finite float (argparse ``type``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not finite")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def positive_int(text: str) -> int:
+    value = _integer(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive integer")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
+
+
+def float_list(text: str) -> tuple[float, ...]:
+    """A comma-separated list of finite floats, e.g. ``0.1,0.05,0``."""
+    parts = [p.strip() for p in text.split(",")]
+    if not text.strip() or any(not p for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers")
+    return tuple(finite_float(p) for p in parts)
+
+
+def name_list(choices: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
+    """A comma-separated list of names from ``choices``, without repeats."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(p.strip() for p in text.split(","))
+        for n in names:
+            if n not in choices:
+                raise argparse.ArgumentTypeError(f"unknown name {n!r}; choose from {', '.join(choices)}")
+        if len(set(names)) != len(names):
+            raise argparse.ArgumentTypeError(f"{text!r} repeats a name")
+        return names
+
+    return parse
+
+
+def check_out_dir(path: str) -> str:
+    """Checks that ``path`` is, or can be created as, a writable folder.
+
+    Nothing is left behind: an existing folder is probed with a temporary
+    file that is removed at once.
+
+    Raises:
+      UsageError: naming ``--out``.
+    """
+    probe = path
+    while not os.path.exists(probe):
+        parent = os.path.dirname(os.path.abspath(probe))
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        raise UsageError(f"--out: {path!r} is not a folder ({probe!r} is a file)")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as err:
+        raise UsageError(f"--out: {path!r} is not writable ({err.strerror})") from None
+    return path
+
+
+def atomic_write(path: str, write: Callable[[str], None]) -> None:
+    """Calls ``write(tmp_path)`` then renames ``tmp_path`` to ``path``.
+
+    An interrupted run leaves either the old file or the new one, never half
+    of one.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    suffix = os.path.splitext(path)[1]
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_json(path: str, data: Any) -> None:
+    """Writes ``data`` as sorted, indented JSON, atomically."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True, allow_nan=False)
+            f.write("\n")
+
+    atomic_write(path, write)
+
+
+class Progress:
+    """A one-line progress report with ETA on stderr.
+
+    On a terminal the line is redrawn in place; otherwise a line is printed
+    about every 10%. Nothing is printed when ``quiet``, nor for runs that end
+    within ``delay`` seconds.
+    """
+
+    def __init__(self, label: str, quiet: bool = False, delay: float = 2.0):
+        self.label, self.quiet, self.delay = label, quiet, delay
+        self.start = time.perf_counter()
+        self.tty = sys.stderr.isatty()
+        self.shown = False
+        self.next_decile = 1
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        elapsed = time.perf_counter() - self.start
+        if elapsed < self.delay and done < total:
+            return
+        frac = done / total if total else 1.0
+        eta = elapsed * (1 - frac) / frac if frac > 0 else float("nan")
+        line = f"{self.label}: {100 * frac:5.1f}% ({done}/{total} steps), {elapsed:.1f} s elapsed, ETA {eta:.1f} s"
+        if self.tty:
+            print("\r" + line, end="\n" if done >= total else "", file=sys.stderr, flush=True)
+            self.shown = True
+        elif frac * 10 >= self.next_decile or done >= total:
+            if self.shown or done < total or elapsed >= self.delay:
+                print(line, file=sys.stderr, flush=True)
+                self.shown = True
+            self.next_decile = int(frac * 10) + 1

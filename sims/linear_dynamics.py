@@ -1,0 +1,408 @@
+"""Reproduces the paper's Figure 5: GD, signGD, Adam and RMSProp on the
+three-dimensional signal model, simulated beside the closed forms.
+
+    python sims/linear_dynamics.py            # the paper's setting
+    python sims/linear_dynamics.py --help
+
+Writes ``error_dynamics.png``, ``risks.png`` and ``summary.json`` to
+``--out`` and prints a table of simulated against predicted values.
+Ma, Pan and Farahmand, TMLR 2023 (arXiv:2308.06703), section 4 and Figure 5.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from typing import Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from sims import cli
+from sims.engine import make_simulation, seed_keys, simulate
+from sims.metrics import diverged, mean_std, observed_signgd_phases, risk_curves
+from sims.optimizers import DEFAULT_HYPERPARAMS, OPTIMIZERS, make_optimizer
+from sims.oracles import make_oracle
+from sims.recording import log_grid
+from sims.sampling import SAMPLERS
+from theory.gd import gd_error, gd_is_stable, gd_max_stable_lr
+from theory.signal import SignalModel, make_model
+from theory.signgd import REASON_TEXT, Reason, signgd_error, signgd_phases, signgd_settled
+
+PROG = "linear_dynamics.py"
+PAPER = {"spectrum": (0.1, 0.05, 0.0), "w_star": (5.0, 10.0, 0.0), "w0": (0.01, -0.01, 0.02)}
+# PGD for the empirical R_a: steps of eps/2 shrink the part of delta orthogonal to w by about
+# 2/3 a step (Madry's 2.5 eps/steps would leave ~e^-2.5 of it, a ~0.5% loss deficit, whatever
+# the step count); the best of 4 random starts avoids the local maximum at -sign(r) w.
+PGD = {"restarts": 4, "random_start": True}
+DECAYS = ("b1", "b2", "decay")  # exponential-average rates, in [0, 1)
+DENSE_STEPS_MAX = 20_000  # every step is recorded up to ~2 t2, for the phase times
+
+
+def build_parser() -> cli.Parser:
+    p = cli.Parser(
+        prog=PROG,
+        description="GD, signGD, Adam and RMSProp on the paper's linear signal model (Figure 5), "
+        "with the closed forms beside the simulation. Defaults are the paper's setting.",
+    )
+    a = p.add_argument
+    a("--steps", type=cli.positive_int, default=200_001, help="iterations (default: 200001)")
+    a("--lr", type=cli.positive_float, default=0.01, help="learning rate, shared by all optimizers (default: 0.01)")
+    a("--seeds", type=cli.positive_int, default=8, help="number of seeds (default: 8)")
+    a("--seed", type=cli.nonnegative_int, default=0, help="base seed; seed i uses fold_in(key(seed), i) (default: 0)")
+    a("--batch-size", type=cli.nonnegative_int, default=5000,
+      help="samples per batch n; 0 uses the exact population gradient (default: 5000)")
+    a("--mode", choices=("online", "fixed"), default="online",
+      help="with --batch-size > 0: 'online' draws a fresh batch every step (the paper), "
+      "'fixed' reuses one training set of n samples (default: online)")
+    a("--sampler", choices=SAMPLERS, default="wishart",
+      help="'wishart' samples the batch's sufficient statistics exactly in O(d^2); "
+      "'explicit' draws the n samples (slow; the reference) (default: wishart)")
+    a("--label-noise", type=cli.nonnegative_float, default=0.0,
+      help="standard deviation of Gaussian label noise (default: 0, as in the paper)")
+    a("--optimizers", type=cli.name_list(OPTIMIZERS), default=OPTIMIZERS,
+      help=f"comma list from {','.join(OPTIMIZERS)} (default: all)")
+    a("--hparam", action="append", default=[], metavar="OPT.NAME=VALUE",
+      help="override an optimizer hyper-parameter, e.g. adam.b1=0 (repeatable); "
+      "defaults match PyTorch: adam b1=0.9 b2=0.999 eps=1e-8, rmsprop decay=0.99 eps=1e-8 (outside the sqrt)")
+    a("--spectrum", type=cli.float_list, default=PAPER["spectrum"],
+      help="standard deviations of the frequencies, comma list; 0 marks an irrelevant one (default: 0.1,0.05,0)")
+    a("--w-star", type=cli.float_list, default=PAPER["w_star"],
+      help="target w~* in frequency coordinates (default: 5,10,0)")
+    a("--w0", type=cli.float_list, default=PAPER["w0"],
+      help="initial w~(0) in frequency coordinates (default: 0.01,-0.01,0.02)")
+    a("--eps", type=cli.nonnegative_float, default=math.sqrt(2.0), help="l2 adversary budget (default: sqrt(2))")
+    a("--out", default="figures", help="output folder (default: figures/)")
+    a("--record-points", type=cli.positive_int, default=300,
+      help="log-spaced record points (default: 300); every step up to ~2 t2 is recorded as well")
+    a("--test-samples", type=cli.positive_int, default=10_000,
+      help="fresh test samples per seed for the empirical adversarial risk (default: 10000)")
+    a("--pgd-steps", type=cli.positive_int, default=20, help="steps of the PGD attack (default: 20)")
+    a("--x64", action="store_true", help="compute in float64 (default: float32)")
+    a("--no-plots", action="store_true", help="write summary.json only")
+    a("--quiet", action="store_true", help="no progress line")
+    return p
+
+
+def parse_hparams(items: Sequence[str], optimizers: Sequence[str]) -> dict:
+    """``["adam.b1=0", ...]`` -> ``{"adam": {"b1": 0.0}}``, validated."""
+    out: dict = {name: {} for name in optimizers}
+    for item in items:
+        key, sep, value = item.partition("=")
+        opt, dot, name = key.partition(".")
+        if not sep or not dot:
+            raise cli.UsageError(f"--hparam: {item!r} is not of the form OPT.NAME=VALUE")
+        if opt not in DEFAULT_HYPERPARAMS:
+            raise cli.UsageError(f"--hparam: unknown optimizer {opt!r}")
+        if opt not in optimizers:
+            raise cli.UsageError(f"--hparam: {opt} is not among --optimizers")
+        if name not in DEFAULT_HYPERPARAMS[opt]:
+            known = ", ".join(DEFAULT_HYPERPARAMS[opt]) or "none"
+            raise cli.UsageError(f"--hparam: {opt} has no hyper-parameter {name!r} (known: {known})")
+        try:
+            v = cli.nonnegative_float(value)
+        except Exception as err:
+            raise cli.UsageError(f"--hparam: {item!r}: {err}") from None
+        if name in DECAYS and v >= 1:
+            raise cli.UsageError(f"--hparam: {item!r}: a decay rate must be in [0, 1)")
+        out[opt][name] = v
+    return out
+
+
+def validate(args) -> None:
+    """Cross-flag checks; raises :class:`cli.UsageError` naming the flag."""
+    d = len(args.spectrum)
+    for flag, v in (("--w-star", args.w_star), ("--w0", args.w0)):
+        if len(v) != d:
+            raise cli.UsageError(f"{flag}: has {len(v)} entries but --spectrum has {d} (the dimension)")
+    if any(s < 0 for s in args.spectrum):
+        raise cli.UsageError("--spectrum: entries must be >= 0 (they are standard deviations)")
+    if args.batch_size == 0 and args.mode == "fixed":
+        raise cli.UsageError("--mode: 'fixed' needs --batch-size > 0 (0 means the population gradient)")
+    if args.batch_size == 0 and args.label_noise > 0:
+        raise cli.UsageError("--label-noise: needs --batch-size > 0 (the population gradient has no noise)")
+    if args.record_points < 2:
+        raise cli.UsageError("--record-points: must be >= 2")
+    args.hparams = parse_hparams(args.hparam, args.optimizers)
+    cli.check_out_dir(args.out)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        validate(args)
+    except cli.UsageError as err:
+        cli.fail(str(err), prog=PROG)
+    t_start = time.perf_counter()
+
+    if args.x64:
+        jax.config.update("jax_enable_x64", True)
+    return run(args, t_start)
+
+
+def record_grid(steps: int, points: int, dense_until: int) -> np.ndarray:
+    """Log-spaced points, plus every step up to ``dense_until``."""
+    dense = np.arange(0, min(steps, dense_until) + 1)
+    return np.union1d(log_grid(steps, points), dense).astype(np.int64)
+
+
+def signgd_theory(model: SignalModel, lr: float) -> dict:
+    """The signGD closed form, or why it does not apply."""
+    if model.dim != 3:
+        return {"applicable": False, "reason": "the closed form needs d = 3"}
+    ph, settled = signgd_phases(model, lr), signgd_settled(model, lr)
+    if not bool(ph.applicable):
+        return {"applicable": False, "reason": REASON_TEXT[Reason(int(ph.reason))]}
+    return {
+        "applicable": True,
+        "reason": REASON_TEXT[Reason.APPLICABLE],
+        "t1": int(ph.t1),
+        "t2": int(ph.t2),
+        "irrelevant_drift": float(ph.irrelevant_drift),
+        "e_freq_t2": [float(v) for v in ph.e_freq_t2],
+        "phase3_bound": float(ph.phase3_bound),
+        "t_settled": int(settled.t_settled),
+        "e_freq_settled": [float(v) for v in settled.e_freq],
+        "settled_bound": [float(v) for v in settled.bound],
+    }
+
+
+def final_values(w_freq, model: SignalModel, eps: float) -> dict:
+    """R_s, ||w||, R_a and e~ of one predicted weight vector."""
+    c = risk_curves(jnp.asarray(w_freq), model, eps)
+    return {
+        "standard_risk": float(c.standard_risk),
+        "weight_norm": float(c.weight_norm),
+        "adversarial_risk": float(c.adversarial_risk),
+        "e_freq": [float(v) for v in np.asarray(w_freq) - np.asarray(model.w_star_freq)],
+    }
+
+
+def empirical_risks(key, w_final: np.ndarray, keep: np.ndarray, model: SignalModel, eps: float, n: int,
+                    pgd_steps: int) -> list[dict]:
+    """R_a on fresh test samples under the worst-case and the PGD l2 attack.
+
+    Seed ``i`` draws ``n`` test samples from ``fold_in(key, i)``, shared by
+    the optimizers (common random numbers). The mean over the kept seeds has
+    a 95% interval ``1.96 sqrt(sum_i se_i^2) / k`` from the per-seed standard
+    errors, since the seeds' samples are independent.
+
+    Args:
+      w_final: ``(seeds, k, d)`` final weights; ``keep``: ``(seeds, k)``.
+
+    Returns:
+      One dict per optimizer (empty if no seed was kept).
+    """
+    from sims.attacks import monte_carlo_risk
+
+    @jax.jit
+    def estimate(w):
+        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(w.shape[0]))
+        return {attack: jax.vmap(lambda k, wi: monte_carlo_risk(
+            k, wi, model, eps, n, attack,
+            **(PGD | {"steps": pgd_steps, "step_size": eps / 2} if attack.startswith("pgd") else {})))(
+            keys, w) for attack in ("worst_l2", "pgd_l2")}
+
+    est = estimate(jnp.asarray(np.where(keep[..., None], w_final, 0.0), model.spectrum.dtype))
+    out = []
+    for j in range(w_final.shape[1]):
+        kept = keep[:, j]
+        res = {}
+        if kept.any():
+            for attack, e in est.items():
+                m, se = np.asarray(e.mean, np.float64)[kept, j], np.asarray(e.stderr, np.float64)[kept, j]
+                half = 1.96 * float(np.sqrt(np.sum(se**2))) / kept.sum()
+                res[attack] = {"mean": float(m.mean()), "ci95": [float(m.mean() - half), float(m.mean() + half)]}
+        out.append(res)
+    return out
+
+
+def run(args, t_start: float) -> int:
+    dtype = jnp.float64 if args.x64 else jnp.float32
+    model = make_model(*(jnp.asarray(v, dtype) for v in (args.spectrum, args.w_star, args.w0)))
+    spectrum = np.asarray(args.spectrum)
+    optimizers = {n: make_optimizer(n, args.lr, **args.hparams.get(n, {})) for n in args.optimizers}
+    mode = "population" if args.batch_size == 0 else args.mode
+    oracle = make_oracle(mode, model.spectrum, args.batch_size, args.sampler, args.label_noise)
+
+    stable = bool(gd_is_stable(model.spectrum, args.lr))
+    max_lr = float(gd_max_stable_lr(model.spectrum))
+    gd_reason = (f"GD is stable iff 0 < lr * max(spectrum^2) < 2, i.e. lr < {max_lr:.6g}; "
+                 f"here lr * max(spectrum^2) = {args.lr * float(np.max(spectrum ** 2)):.6g}")
+    sg = signgd_theory(model, args.lr)
+    dense_until = min(2 * sg["t2"] + 10, DENSE_STEPS_MAX) if sg["applicable"] else 2000
+    grid = record_grid(args.steps, args.record_points, dense_until)
+
+    t_sim = time.perf_counter()
+    progress = cli.Progress(PROG, quiet=args.quiet)
+    traj = simulate(make_simulation(optimizers, oracle), model, seed_keys(args.seeds, args.seed), grid,
+                    progress=progress)
+    w_freq = np.asarray(traj.w_freq, np.float64)  # (seeds, k, T, d)
+    t_sim = time.perf_counter() - t_sim
+    e_freq = w_freq - np.asarray(args.w_star)
+    steps = traj.steps
+
+    # Closed forms on the grid and at the end.
+    gd_e = np.asarray(gd_error(model, args.lr)(jnp.asarray(steps, dtype)), np.float64)
+    gd_curves = {k: np.asarray(v) for k, v in risk_curves(jnp.asarray(gd_e + np.asarray(args.w_star), dtype),
+                                                        model, args.eps)._asdict().items()}
+    predicted = {}
+    if stable:
+        predicted["gd"] = final_values(gd_e[-1] + np.asarray(args.w_star), model, args.eps)
+    if sg["applicable"]:
+        if args.steps <= sg["t2"]:
+            e_pred = np.asarray(signgd_error(model, args.lr)(args.steps), np.float64)
+        elif args.steps >= sg["t_settled"]:  # up to sg["settled_bound"], O(lr)
+            e_pred = np.array(sg["e_freq_settled"])
+        else:
+            e_pred = None
+        if e_pred is not None:
+            predicted["signgd"] = final_values(e_pred + np.asarray(args.w_star), model, args.eps)
+
+    results, kept, curves = {}, {}, {}
+    for i, name in enumerate(traj.names):
+        w = w_freq[:, i]
+        bad = diverged(jnp.asarray(w), model)
+        keep = ~bad
+        c = risk_curves(jnp.asarray(w, dtype), model, args.eps)
+        c = {k: np.asarray(v, np.float64) for k, v in c._asdict().items()}
+        kept[name] = e_freq[keep, i]
+        curves[name] = {k: v[keep] for k, v in c.items()}
+        results[name] = {
+            "final": {
+                **{k: mean_std(v[:, -1], keep) for k, v in c.items()},
+                "e_freq": [float(x) for x in e_freq[keep, i, -1].mean(0)] if keep.any() else None,
+                "diverged": int(bad.sum()),
+            },
+            "predicted": predicted.get(name),
+        }
+
+    theory = {"gd": {"stable": stable, "max_stable_lr": max_lr, "condition": gd_reason}, "signgd": sg}
+    if "signgd" in traj.names and sg["applicable"] and spectrum.size == 3:
+        i = traj.names.index("signgd")
+        obs = observed_signgd_phases(steps, e_freq[:, i][~diverged(jnp.asarray(w_freq[:, i]), model)], spectrum)
+        sg["observed"] = {k: mean_std(v[np.isfinite(v)], np.ones(np.isfinite(v).sum(), bool))
+                          for k, v in obs.items()}
+
+    t_emp = time.perf_counter()
+    key = jax.random.fold_in(jax.random.key(args.seed), 2**31 - 1)  # test data: disjoint from the seeds' streams
+    keep = np.stack([~diverged(jnp.asarray(w_freq[:, i]), model) for i in range(len(traj.names))], axis=1)
+    emp = empirical_risks(key, w_freq[:, :, -1], keep, model, args.eps, args.test_samples, args.pgd_steps)
+    empirical = {}
+    for name, e in zip(traj.names, emp):
+        if e:
+            e["closed_form"] = results[name]["final"]["adversarial_risk"]["mean"]
+            e["test_samples"] = args.test_samples
+        empirical[name] = e
+    t_emp = time.perf_counter() - t_emp
+
+    summary = {
+        "config": config_dict(args, mode),
+        "optimizers": results,
+        "theory": theory,
+        "empirical": empirical,
+    }
+    print_table(summary, args)
+
+    if not args.no_plots:
+        t_plot = time.perf_counter()
+        os.makedirs(args.out, exist_ok=True)
+        plot_all(args, steps, kept, curves, gd_e, gd_curves, sg, model, stable)
+        t_plot = time.perf_counter() - t_plot
+    else:
+        t_plot = 0.0
+    summary["timing"] = {"simulate_s": t_sim, "empirical_s": t_emp, "plots_s": t_plot,
+                         "total_s": time.perf_counter() - t_start}
+    os.makedirs(args.out, exist_ok=True)
+    cli.write_json(os.path.join(args.out, "summary.json"), summary)
+    if not args.quiet:
+        print(f"wrote {os.path.join(args.out, 'summary.json')}" +
+              ("" if args.no_plots else ", error_dynamics.png, risks.png") +
+              f" in {summary['timing']['total_s']:.1f} s", file=sys.stderr)
+    return 0
+
+
+def config_dict(args, mode: str) -> dict:
+    dev = jax.devices()
+    return {
+        "steps": args.steps, "lr": args.lr, "seeds": args.seeds, "seed": args.seed,
+        "batch_size": args.batch_size, "mode": mode, "sampler": args.sampler if mode != "population" else None,
+        "label_noise": args.label_noise, "optimizers": list(args.optimizers),
+        "hparams": {n: {**DEFAULT_HYPERPARAMS[n], **args.hparams.get(n, {})} for n in args.optimizers},
+        "spectrum": list(args.spectrum), "w_star_freq": list(args.w_star), "w0_freq": list(args.w0),
+        "eps": args.eps, "record_points": args.record_points, "test_samples": args.test_samples,
+        "pgd_steps": args.pgd_steps, "x64": args.x64, "dtype": "float64" if args.x64 else "float32",
+        "versions": {"jax": jax.__version__, "optax": optax.__version__, "numpy": np.__version__,
+                     "python": sys.version.split()[0]},
+        "device": {"platform": dev[0].platform, "kind": dev[0].device_kind, "count": len(dev)},
+    }
+
+
+def _pm(stat: dict) -> str:
+    return "diverged" if stat["mean"] is None else f"{stat['mean']:.4g} ± {stat['std']:.2g}"
+
+
+def print_table(summary: dict, args) -> None:
+    """One row per optimizer: simulated (mean ± std over seeds), predicted, relative error."""
+    rows = [("optimizer", "R_s", "||w||", "R_a", "R_a predicted", "rel. err", "e~_irrelevant", "diverged")]
+    irrelevant = [k for k, s in enumerate(args.spectrum) if s == 0]
+    for name, r in summary["optimizers"].items():
+        f, p = r["final"], r["predicted"]
+        ra = f["adversarial_risk"]["mean"]
+        pred = p["adversarial_risk"] if p else None
+        rel = f"{abs(ra - pred) / abs(pred):.2%}" if (p and ra is not None and pred) else "-"
+        e_irr = ",".join(f"{f['e_freq'][k]:.3g}" for k in irrelevant) if (f["e_freq"] and irrelevant) else "-"
+        rows.append((name, _pm(f["standard_risk"]), _pm(f["weight_norm"]), _pm(f["adversarial_risk"]),
+                     f"{pred:.4g}" if pred is not None else "-", rel, e_irr,
+                     f"{f['diverged']}/{args.seeds}" + (" !" if f["diverged"] else "")))
+    widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
+    print("\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows))
+    th = summary["theory"]
+    if any(r["final"]["diverged"] for r in summary["optimizers"].values()):
+        print(f"diverged seeds are left out of the means and plots. {th['gd']['condition']}")
+    elif not th["gd"]["stable"]:
+        print(th["gd"]["condition"])
+    sg = th["signgd"]
+    if "signgd" not in summary["optimizers"]:
+        pass
+    elif not sg["applicable"]:
+        print(f"signGD closed form: not applicable ({sg['reason']})")
+    elif "observed" in sg:
+        o = sg["observed"]
+        print("signGD phases       predicted   observed (mean ± std over seeds)")
+        for k, fmt in (("t1", "{:.0f}"), ("t2", "{:.0f}"), ("irrelevant_drift", "{:.4g}")):
+            obs = "-" if o[k]["mean"] is None else f"{fmt.format(o[k]['mean'])} ± {o[k]['std']:.2g}"
+            print(f"  {k:<18}{fmt.format(sg[k]):<12}{obs}")
+    emp = summary["empirical"]
+    if any(emp.values()):
+        print("empirical R_a on fresh test samples (95% CI): worst-case l2 | PGD l2 | closed form")
+        for name, e in emp.items():
+            if e:
+                w, g = e["worst_l2"], e["pgd_l2"]
+                print(f"  {name:<9}[{w['ci95'][0]:.6g}, {w['ci95'][1]:.6g}] | "
+                      f"[{g['ci95'][0]:.6g}, {g['ci95'][1]:.6g}] | {e['closed_form']:.6g}")
+
+
+def plot_all(args, steps, kept, curves, gd_e, gd_curves, sg, model, stable) -> None:
+    from sims.plotting import plot_error_dynamics, plot_risks
+
+    title = (f"spectrum {tuple(args.spectrum)}, lr {args.lr:g}, "
+             f"{'population gradient' if args.batch_size == 0 else f'batch {args.batch_size} ({args.mode})'}, "
+             f"{args.seeds} seeds")
+    phases = None
+    if sg["applicable"] and "signgd" in kept:
+        t = np.arange(0, sg["t2"] + 1)
+        e = np.asarray(signgd_error(model, args.lr)(jnp.asarray(t, model.spectrum.dtype)), np.float64)
+        phases = {"t1": sg["t1"], "t2": sg["t2"], "steps": t, "e_freq": e}
+    plot_error_dynamics(os.path.join(args.out, "error_dynamics.png"), steps, kept, np.asarray(args.spectrum),
+                        gd_e if stable else None, phases, title)
+    plot_risks(os.path.join(args.out, "risks.png"), steps, curves, gd_curves if stable else None, args.eps, title)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

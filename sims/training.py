@@ -1,0 +1,175 @@
+"""Mini-batch training of the digit classifiers with SGD, Adam or RMSProp.
+
+One run is a pure function of ``(key, lr)``: the key fixes the
+initialisation and the order of the mini-batches, and the whole run is one
+``lax.scan`` over the steps of all epochs. Runs are ``vmap``-ed
+over seeds and over a grid of learning rates, and a learning rate is chosen
+per optimizer by the mean validation accuracy over seeds, so that the
+optimizers are compared at their own best clean accuracy (Ma, Pan and
+Farahmand, TMLR 2023, section 5).
+
+Adam and RMSProp use PyTorch's defaults, as the paper's code did
+(:mod:`sims.optimizers`, THEORY.md section 5); SGD may carry heavy-ball
+momentum (PyTorch's form, ``v <- m v + g``, ``w <- w - lr v``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from sims.digits import Split
+from sims.networks import Architecture, Conv, Params, apply, init_params
+from sims.optimizers import make_optimizer as shared_make_optimizer
+
+Array = jax.Array
+
+OPTIMIZERS = ("sgd", "adam", "rmsprop")
+
+
+class TrainConfig(NamedTuple):
+    """Static training settings (hashable: a jit static argument).
+
+    Attributes:
+      arch: network shape.
+      optimizer: one of :data:`OPTIMIZERS`.
+      epochs: passes over the training set.
+      batch_size: samples per step; each epoch drops the last partial batch.
+      momentum: SGD heavy-ball momentum (0: plain SGD); ignored otherwise.
+    """
+
+    arch: Architecture
+    optimizer: str
+    epochs: int
+    batch_size: int
+    momentum: float = 0.0
+
+
+def make_optimizer(name: str, lr, momentum: float = 0.0) -> optax.GradientTransformation:
+    """The optax transformation for ``name`` at learning rate ``lr`` (may be traced).
+
+    :func:`sims.optimizers.make_optimizer` with ``"sgd"`` for its ``"gd"``
+    (the update is the same; here the gradient is a mini-batch's), plus
+    optional heavy-ball momentum.
+
+    Raises:
+      ValueError: for an unknown name.
+    """
+    if name == "sgd":
+        return optax.sgd(lr, momentum=momentum) if momentum > 0 else shared_make_optimizer("gd", lr)
+    if name in ("adam", "rmsprop"):
+        return shared_make_optimizer(name, lr)
+    raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
+
+
+def margin(logits: Array, y: Array) -> Array:
+    """Logit margin ``z_y - max_{j != y} z_j``; positive iff the prediction is ``y``.
+
+    Args:
+      logits: ``(..., 10)``.
+      y: integer labels, broadcastable to ``logits.shape[:-1]``.
+    """
+    y = jnp.broadcast_to(y, logits.shape[:-1])
+    z_y = jnp.take_along_axis(logits, y[..., None], axis=-1)[..., 0]
+    others = jnp.where(jax.nn.one_hot(y, logits.shape[-1], dtype=bool), -jnp.inf, logits)
+    return z_y - jnp.max(others, axis=-1)
+
+
+def accuracy(params: Params, x: Array, y: Array) -> Array:
+    """Fraction of samples with a positive margin (a tie counts as an error)."""
+    return jnp.mean(margin(apply(params, x), y) > 0)
+
+
+def loss(params: Params, x: Array, y: Array) -> Array:
+    """Mean softmax cross-entropy."""
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(apply(params, x), y))
+
+
+def train(key: Array, lr, data: Split, config: TrainConfig) -> Params:
+    """Trains one network.
+
+    Args:
+      key: PRNG key; split into the initialisation key and the key of the
+        shuffles.
+      lr: learning rate (a scalar; may be traced, for ``vmap`` over a grid).
+      data: the training set.
+      config: static settings.
+
+    Returns:
+      The final parameters.
+    """
+    k_init, k_data = jax.random.split(key)
+    params = init_params(k_init, config.arch, data.x.dtype)
+    opt = make_optimizer(config.optimizer, jnp.asarray(lr, data.x.dtype), config.momentum)
+    n = data.x.shape[0]
+    steps = n // config.batch_size
+    # One shuffle per epoch: argsort of random 32-bit words, all epochs in one draw (a tie, about
+    # n^2 / 2^33 ~ 1e-4 per epoch, is broken by index: still a permutation).
+    order = jnp.argsort(jax.random.bits(k_data, (config.epochs, n)), axis=-1)
+    batches = order[:, : steps * config.batch_size].reshape(config.epochs * steps, config.batch_size)
+
+    def step(carry, idx):
+        params, state = carry
+        grads = jax.grad(loss)(params, data.x[idx], data.y[idx])
+        updates, state = opt.update(grads, state, params)
+        return (optax.apply_updates(params, updates), state), None
+
+    (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), batches)
+    return params
+
+
+def _train_grid(keys: Array, lrs: Array, data: Split, config: TrainConfig) -> Params:
+    per_seed = jax.vmap(train, in_axes=(0, None, None, None))
+    return jax.vmap(per_seed, in_axes=(None, 0, None, None))(keys, lrs, data, config)
+
+
+#: ``train_grid(keys (S,), lrs (L,), data, config)`` -> parameters with leading
+#: axes ``(L, S)``. Seed ``s`` has the same initialisation and batch order at
+#: every learning rate (common random numbers).
+train_grid = jax.jit(_train_grid, static_argnames="config")
+
+
+def batch_axes(params: Params) -> int:
+    """Number of leading batch axes (seeds, grid) of stacked parameters."""
+    return params[0].w.ndim - (4 if isinstance(params[0], Conv) else 2)
+
+
+@jax.jit
+def batched_accuracy(params: Params, data: Split) -> Array:
+    """Accuracy of parameters with any leading batch axes (seeds, grid), on one data set."""
+    fn = accuracy
+    for _ in range(batch_axes(params)):
+        fn = jax.vmap(fn, in_axes=(0, None, None))
+    return fn(params, data.x, data.y)
+
+
+class Selection(NamedTuple):
+    """The learning-rate choice of one optimizer.
+
+    Attributes:
+      index: position of the chosen rate in the grid.
+      lr: the chosen rate.
+      val_accuracy: ``(L, S)`` validation accuracy of every grid point and seed.
+    """
+
+    index: int
+    lr: float
+    val_accuracy: np.ndarray
+
+
+def select_lr(lrs, val_accuracy) -> Selection:
+    """Picks the rate with the highest mean validation accuracy over seeds.
+
+    Ties go to the earlier grid entry.
+
+    Args:
+      lrs: ``(L,)`` grid.
+      val_accuracy: ``(L, S)``.
+    """
+    val = np.asarray(val_accuracy, np.float64)
+    i = int(np.argmax(val.mean(axis=1)))
+    return Selection(i, float(np.asarray(lrs)[i]), val)

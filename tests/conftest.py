@@ -1,0 +1,16 @@
+"""``tests/`` runs at JAX's default float32, whatever ran before it.
+
+``theory/conftest.py`` switches x64 on for the theorem checks (globally, since
+pytest loads every conftest before it imports any test module); this fixture
+puts every software test back on float32, the precision users get by default.
+Test modules here therefore keep JAX arrays out of module scope.
+"""
+
+import jax
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _float32():
+    with jax.enable_x64(False):
+        yield

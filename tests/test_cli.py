@@ -1,0 +1,193 @@
+"""End-to-end tests of ``python sims/linear_dynamics.py`` on short runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sims import cli
+from sims.linear_dynamics import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHORT = ["--steps", "300", "--seeds", "2", "--test-samples", "400", "--pgd-steps", "5", "--quiet"]
+
+
+def run_main(argv, capsys):
+    """Runs the CLI in-process; returns (exit code, stdout, stderr)."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+BAD_INPUTS = [
+    (["--lr", "abc"], "--lr"),
+    (["--lr", "nan"], "--lr"),
+    (["--lr", "inf"], "--lr"),
+    (["--lr", "-0.1"], "--lr"),
+    (["--lr", "0"], "--lr"),
+    (["--steps", "0"], "--steps"),
+    (["--steps", "1.5"], "--steps"),
+    (["--seeds", "0"], "--seeds"),
+    (["--spectrum", "0.1,0.05"], "--w-star"),
+    (["--w-star", "5,10"], "--w-star"),
+    (["--w0", "1,2,3,4"], "--w0"),
+    (["--spectrum", "0.1,-0.05,0"], "--spectrum"),
+    (["--spectrum", "0.1,,0"], "--spectrum"),
+    (["--spectrum", "0.1,nan,0"], "--spectrum"),
+    (["--optimizers", "gd,sgdx"], "--optimizers"),
+    (["--optimizers", "gd,gd"], "--optimizers"),
+    (["--batch-size", "-1"], "--batch-size"),
+    (["--eps", "-1"], "--eps"),
+    (["--eps", "inf"], "--eps"),
+    (["--hparam", "adam.beta=0.1"], "--hparam"),
+    (["--hparam", "adam.b1"], "--hparam"),
+    (["--hparam", "adam.b1=1.5"], "--hparam"),
+    (["--optimizers", "gd", "--hparam", "adam.b1=0"], "--hparam"),
+    (["--batch-size", "0", "--mode", "fixed"], "--mode"),
+    (["--no-such-flag"], "--no-such-flag"),
+]
+
+
+@pytest.mark.parametrize("argv,flag", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_is_one_line_exit_2_no_files(argv, flag, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, stdout, stderr = run_main(argv + ["--out", str(out)], capsys)
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert flag in lines[0] and "error" in lines[0]
+    assert "Traceback" not in stderr
+    assert not out.exists()
+
+
+def test_unwritable_out_is_refused(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("keep me")
+    code, _, stderr = run_main(["--out", str(blocker / "sub")], capsys)
+    assert code == 2 and "--out" in stderr and len(stderr.strip().splitlines()) == 1
+    assert blocker.read_text() == "keep me"
+
+
+def test_bad_input_leaves_existing_outputs_alone(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.json").write_text("old")
+    code, _, _ = run_main(["--lr", "-1", "--out", str(out)], capsys)
+    assert code == 2
+    assert (out / "summary.json").read_text() == "old"
+    assert sorted(os.listdir(out)) == ["summary.json"]
+
+
+def test_bad_input_from_the_shell_has_no_traceback(tmp_path):
+    """The real entry point, as a user runs it."""
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "sims", "linear_dynamics.py"), "--lr", "x",
+                           "--out", str(tmp_path / "o")], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "--lr" in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    """One short run with plots, shared by the schema and output tests."""
+    out = tmp_path_factory.mktemp("run")
+    assert main(SHORT + ["--out", str(out)]) == 0
+    return out
+
+
+def load(out) -> dict:
+    with open(os.path.join(out, "summary.json")) as f:
+        return json.load(f)
+
+
+def test_outputs_written(short_run):
+    names = sorted(os.listdir(short_run))
+    assert names == ["error_dynamics.png", "risks.png", "summary.json"]  # no temp files left
+    for png in ("error_dynamics.png", "risks.png"):
+        with open(os.path.join(short_run, png), "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_summary_schema(short_run):
+    s = load(short_run)
+    assert set(s) == {"config", "optimizers", "theory", "empirical", "timing"}
+    cfg = s["config"]
+    for key in ("steps", "lr", "seeds", "batch_size", "mode", "optimizers", "spectrum", "w_star_freq", "w0_freq",
+                "eps", "record_points", "x64", "versions", "device", "hparams"):
+        assert key in cfg
+    assert cfg["hparams"]["rmsprop"] == {"decay": 0.99, "eps": 1e-8}
+    assert set(cfg["versions"]) >= {"jax", "optax"}
+    assert set(s["optimizers"]) == {"gd", "signgd", "adam", "rmsprop"}
+    for name, r in s["optimizers"].items():
+        f = r["final"]
+        for key in ("standard_risk", "adversarial_risk", "weight_norm"):
+            assert set(f[key]) == {"mean", "std"} and isinstance(f[key]["mean"], float)
+        assert len(f["e_freq"]) == 3 and f["diverged"] == 0
+    assert set(s["optimizers"]["gd"]["predicted"]) == {"standard_risk", "adversarial_risk", "weight_norm", "e_freq"}
+    assert s["optimizers"]["adam"]["predicted"] is None
+    sg = s["theory"]["signgd"]
+    assert sg["applicable"] is True and sg["t1"] == 112 and sg["t2"] == 641
+    assert set(sg["observed"]) == {"t1", "t2", "irrelevant_drift"}
+    for name, e in s["empirical"].items():
+        assert set(e) >= {"worst_l2", "pgd_l2", "closed_form"}
+        lo, hi = e["worst_l2"]["ci95"]
+        assert lo <= e["worst_l2"]["mean"] <= hi
+    assert set(s["timing"]) >= {"total_s"}
+
+
+def test_gd_matches_closed_form_in_short_run(short_run):
+    """GD's mean error follows the population closed form: E[e(t+1)] = (I - lr Sigma) E[e(t)]
+    for independent online batches, so 2 seeds of n=5000 agree to a few standard errors.
+    Relative spread of one step's gradient is ~sqrt(2/n) = 2%, averaged over 300 steps."""
+    s = load(short_run)
+    sim, pred = s["optimizers"]["gd"]["final"], s["optimizers"]["gd"]["predicted"]
+    assert abs(sim["adversarial_risk"]["mean"] - pred["adversarial_risk"]) < 1e-3 * pred["adversarial_risk"]
+
+
+def test_determinism_byte_identical(tmp_path, capsys):
+    argv = SHORT + ["--no-plots", "--optimizers", "gd,signgd"]
+    texts = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        assert main(argv + ["--out", str(out)]) == 0
+        data = load(out)
+        data.pop("timing")
+        texts.append(json.dumps(data, sort_keys=True))
+    assert texts[0] == texts[1]
+
+
+def test_divergence_is_counted_and_reported(tmp_path, capsys):
+    # GD is stable iff lr * max(sigma^2) < 2: lr = 250 gives |1 - 2.5| = 1.5 > 1 on frequency 0.
+    out = tmp_path / "div"
+    code, stdout, _ = run_main(["--lr", "250", "--steps", "200", "--seeds", "3", "--optimizers", "gd",
+                                "--batch-size", "0", "--test-samples", "100", "--quiet", "--out", str(out)], capsys)
+    assert code == 0
+    s = load(out)
+    gd = s["optimizers"]["gd"]
+    assert gd["final"]["diverged"] == 3
+    assert gd["final"]["adversarial_risk"]["mean"] is None and gd["predicted"] is None
+    assert s["theory"]["gd"]["stable"] is False
+    assert "lr * max(spectrum^2)" in stdout and "3/3" in stdout
+    assert os.path.exists(out / "risks.png")
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    path = tmp_path / "summary.json"
+    path.write_text("old")
+
+    def broken(tmp):
+        with open(tmp, "w") as f:
+            f.write("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cli.atomic_write(str(path), broken)
+    assert path.read_text() == "old"
+    assert os.listdir(tmp_path) == ["summary.json"]
