@@ -16,7 +16,9 @@ log grid of about 300 points; it reports the peak resident memory (the full
 trajectories would take 4096 * 4 * 10^6 * 3 * 4 bytes = 197 GB).
 
 Results go to ``benchmarks/results_cpu.json`` (``results_cpu_quick.json``
-with ``--quick``), with the machine they ran on. ``--devices N`` forces N
+with ``--quick``), with the machine they ran on; a run replaces the sections
+it measured (table, profile, scale), each stamped with its time and the load
+average (the machine may be shared), and keeps the others. ``--devices N`` forces N
 host devices (``XLA_FLAGS=--xla_force_host_platform_device_count=N``) to
 shard seeds over CPU cores.
 """
@@ -48,6 +50,7 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seconds", type=float, default=None, help="target seconds per timed run")
     p.add_argument("--out", default=None, help="output JSON path")
+    p.add_argument("--fresh", action="store_true", help="start a new results file instead of updating the sections run")
     return p.parse_args()
 
 
@@ -222,9 +225,9 @@ def profile_pieces(seeds: int = 1024, steps: int = 1024, block: int = 8, repeats
     stats = jax.tree.map(lambda x: x[..., 0, :], jax.jit(oracle.draw)(kw0))
     steps_fixed = lambda s: jax.lax.fori_loop(
         0, steps, lambda _, s: E._step(plan, s, lambda e: oracle.apply(s.data, stats, e)), s
-    ).w
-    steps_pop = lambda s: jax.lax.fori_loop(0, steps, lambda _, s: E._step(plan, s, lambda e: pop.apply(None, None, e)), s).w
-    full = lambda s: E._run_steps(plan, s, jnp.int32(steps)).w
+    ).e
+    steps_pop = lambda s: jax.lax.fori_loop(0, steps, lambda _, s: E._step(plan, s, lambda e: pop.apply(None, None, e)), s).e
+    full = lambda s: E._run_steps(plan, s, jnp.int32(steps)).e
     return {
         "seeds": seeds,
         "block": block,
@@ -277,12 +280,14 @@ def main(args: argparse.Namespace) -> None:
     out = args.out or os.path.join(HERE, "results_cpu_quick.json" if args.quick else "results_cpu.json")
     target = args.seconds if args.seconds is not None else (0.25 if args.quick else 0.6)
     result: dict = {}
-    if args.scale_only and os.path.exists(out):
+    if os.path.exists(out) and not args.fresh:  # keep the sections not re-run
         with open(out) as f:
             result = json.load(f)
     result["machine"] = machine_info()
     print(json.dumps(result["machine"], indent=1), flush=True)
+    stamp = lambda: {"measured_at": time.strftime("%Y-%m-%d %H:%M:%S"), "load_average": list(os.getloadavg())}
     if not args.scale_only:
+        result["table_measured"] = stamp()
         result["settings"] = {
             "model": "paper (d = 3, spectrum (0.1, 0.05, 0))",
             "lr": TRAIN.lr,
@@ -296,10 +301,10 @@ def main(args: argparse.Namespace) -> None:
         result["explicit_over_wishart"] = ratios(rows)
         print("explicit / wishart:", json.dumps(result["explicit_over_wishart"]), flush=True)
     if args.profile:
-        result["profile"] = profile_pieces()
+        result["profile"] = {**stamp(), **profile_pieces()}
         print(json.dumps(result["profile"], indent=1), flush=True)
     if args.scale or args.scale_only:
-        result["scale"] = bench_scale(args.scale_mode, args.scale_seeds, args.scale_steps)
+        result["scale"] = {**stamp(), **bench_scale(args.scale_mode, args.scale_seeds, args.scale_steps)}
         print(json.dumps(result["scale"], indent=1), flush=True)
     with open(out, "w") as f:
         json.dump(result, f, indent=1)

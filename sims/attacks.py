@@ -29,6 +29,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from sims.balls import project_ball, steepest_direction, uniform_ball
 from theory.signal import SignalModel, sample_freq, to_input
 
 Array = jax.Array
@@ -88,43 +89,11 @@ def worst_case_linf(w: Array, x: Array, y: Array, eps) -> Array:
     return eps * _sign_plus(jnp.dot(w, x) - y) * jnp.sign(w)
 
 
-def _project_l2(delta: Array, eps) -> Array:
-    # Euclidean projection onto {||delta||_2 <= eps}: rescale if outside.
-    norm = jnp.linalg.norm(delta)
-    return delta * jnp.minimum(1.0, eps / jnp.where(norm > 0, norm, 1.0))
-
-
-def _project_linf(delta: Array, eps) -> Array:
-    return jnp.clip(delta, -eps, eps)
-
-
-def _random_l2(key: Array, d: int, eps, dtype) -> Array:
-    # Uniform in the l2 ball: uniform direction, radius eps U^(1/d).
-    k_dir, k_rad = jax.random.split(key)
-    z = jax.random.normal(k_dir, (d,), dtype)
-    radius = eps * jax.random.uniform(k_rad, (), dtype) ** (1.0 / d)
-    return radius * z / jnp.linalg.norm(z)
-
-
-def _random_linf(key: Array, d: int, eps, dtype) -> Array:
-    return jax.random.uniform(key, (d,), dtype, -1.0, 1.0) * eps
-
-
 def _pgd_one(key, w, x, y, eps, steps, step_size, random_start, norm):
     """PGD on one sample; ``norm`` is ``"l2"`` or ``"linf"`` (static)."""
-    d, dtype = w.shape[-1], w.dtype
-    if norm == "l2":
-        start, project = _random_l2, _project_l2
-
-        def ascent(g):  # normalised gradient: the steepest l2 ascent direction
-            n = jnp.linalg.norm(g)
-            return g / jnp.where(n > 0, n, 1.0)
-
-    else:
-        start, project, ascent = _random_linf, _project_linf, jnp.sign
-    delta0 = start(key, d, eps, dtype) if random_start else jnp.zeros(d, dtype)
+    delta0 = uniform_ball(key, w.shape, eps, norm, w.dtype) if random_start else jnp.zeros_like(w)
     grad = jax.grad(lambda delta: sample_loss(w, x, y, delta))
-    body = lambda _, delta: project(delta + step_size * ascent(grad(delta)), eps)
+    body = lambda _, delta: project_ball(delta + step_size * steepest_direction(grad(delta), norm), eps, norm)
     return jax.lax.fori_loop(0, steps, body, delta0)
 
 

@@ -37,6 +37,25 @@ def fail(message: str, prog: Optional[str] = None) -> None:
     sys.exit(EXIT_USAGE)
 
 
+def run_script(argv, parser: argparse.ArgumentParser, validate: Callable, run: Callable, prog: str) -> int:
+    """The scripts' ``main``: parse, validate, then ``run(args, t_start)``.
+
+    Bad input exits with code 2 before anything is computed; ``--x64``
+    switches JAX to float64 before the first array is made.
+    """
+    args = parser.parse_args(argv)
+    try:
+        validate(args)
+    except UsageError as err:
+        fail(str(err), prog=prog)
+    t_start = time.perf_counter()
+    if getattr(args, "x64", False):
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    return run(args, t_start)
+
+
 def finite_float(text: str) -> float:
     """A finite float (argparse ``type``)."""
     try:
@@ -141,6 +160,9 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
     suffix = os.path.splitext(path)[1]
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the mode open() would
     try:
         write(tmp)
         os.replace(tmp, path)

@@ -183,16 +183,7 @@ def validate(args) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        validate(args)
-    except cli.UsageError as err:
-        cli.fail(str(err), prog=PROG)
-    t_start = time.perf_counter()
-    if args.x64:
-        jax.config.update("jax_enable_x64", True)
-    return run(args, t_start)
+    return cli.run_script(argv, build_parser(), validate, run, PROG)
 
 
 # --- evaluation (jitted once, shared by the optimizers) -----------------------------------------
@@ -465,7 +456,7 @@ def plot_all(args, summary: dict, curves: dict, band_names: Sequence[str]) -> No
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sims.plotting import COLORS, LABELS
+    from sims.plotting import COLORS, LABELS, save_figure
 
     colors = {"sgd": COLORS["gd"], "adam": COLORS["adam"], "rmsprop": COLORS["rmsprop"]}
     labels = {"sgd": "SGD" + (f" (momentum {args.momentum:g})" if args.momentum else ""), "adam": LABELS["adam"],
@@ -475,9 +466,7 @@ def plot_all(args, summary: dict, curves: dict, band_names: Sequence[str]) -> No
              "mean ± std over seeds")
 
     def save(fig, name):
-        cli.atomic_write(os.path.join(args.out, name),
-                         lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png"))
-        plt.close(fig)
+        save_figure(fig, os.path.join(args.out, name))
 
     def err_line(ax, x, values, name):
         ax.errorbar(x, values.mean(0), yerr=values.std(0), color=colors[name], label=f"{labels[name]} "

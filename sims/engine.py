@@ -208,14 +208,18 @@ class _State(NamedTuple):
       t: steps taken (int32 scalar, shared).
       stream: ``(2, seeds)`` threefry words of each seed's stream key.
       data: the oracle's fixed data, leaves ``(..., seeds)``.
-      w: ``k`` arrays ``(d, seeds)``, input coordinates.
+      e: ``k`` arrays ``(d, seeds)``: the errors ``w - w*`` in input
+        coordinates. The optimizers see ``w = e + w*``; iterating on ``e``
+        is the same iteration, but float32 rounds relative to ``|e|``, which
+        goes to 0, rather than to ``|w|`` (a GD run would otherwise move the
+        irrelevant coordinate by rounding).
       opt: the ``k`` optimizer states (seed axis last, or shared scalars).
     """
 
     t: Array
     stream: Array
     data: Any
-    w: tuple[Array, ...]
+    e: tuple[Array, ...]
     opt: tuple[Any, ...]
 
 
@@ -224,6 +228,7 @@ class _Plan(NamedTuple):
     d: int
     dtype: Any
     w0_in: tuple[float, ...]
+    w_star_in: tuple[float, ...]
     w_star_freq: tuple[float, ...]
     elementwise: tuple[bool, ...]
     block: int
@@ -241,7 +246,9 @@ def _make_plan(sim: Simulation, model: SignalModel, block: int) -> _Plan:
             st = opt.init(w0)
             ok = is_elementwise(opt.update, w0, st, w0)
         elementwise.append(ok)
-    return _Plan(sim, d, dtype, w0_in, tuple(float(v) for v in np.asarray(model.w_star_freq)), tuple(elementwise), block)
+    w_star_in = tuple(float(v) for v in np.asarray(model.w_star_freq, np.float64) @ c)
+    w_star_freq = tuple(float(v) for v in np.asarray(model.w_star_freq))
+    return _Plan(sim, d, dtype, w0_in, w_star_in, w_star_freq, tuple(elementwise), block)
 
 
 def _init(plan: _Plan, keys: Array) -> _State:
@@ -251,34 +258,36 @@ def _init(plan: _Plan, keys: Array) -> _State:
     data = jax.vmap(sim.oracle.init, out_axes=-1)(data_keys)
     n = keys.shape[0]
     w0 = jnp.broadcast_to(jnp.asarray(plan.w0_in, plan.dtype)[:, None], (plan.d, n))
+    e0_in = np.subtract(plan.w0_in, plan.w_star_in)  # in float64, then rounded once
+    e0 = jnp.broadcast_to(jnp.asarray(e0_in, plan.dtype)[:, None], (plan.d, n))
     opt = tuple(
         o.init(w0) if ew else jax.vmap(o.init, in_axes=-1, out_axes=-1)(w0)
         for o, ew in zip(sim.optimizers, plan.elementwise)
     )
-    return _State(jnp.zeros((), jnp.int32), key_words(stream_keys), data, (w0,) * len(sim.names), opt)
+    return _State(jnp.zeros((), jnp.int32), key_words(stream_keys), data, (e0,) * len(sim.names), opt)
 
 
-def _w_freq(plan: _Plan, w: tuple[Array, ...]) -> Array:
-    """``(k, d, seeds)`` weights in frequency coordinates."""
+def _w_freq(plan: _Plan, e: tuple[Array, ...]) -> Array:
+    """``(k, d, seeds)`` weights ``w~ = C e + w~*`` in frequency coordinates."""
     c = _dct_basis_np(plan.d)
-    return jnp.stack([_const_matmul(c, wi) for wi in w])
+    w_star = jnp.asarray(plan.w_star_freq, plan.dtype)[:, None]
+    return jnp.stack([_const_matmul(c, ei) + w_star for ei in e])
 
 
 def _step(plan: _Plan, s: _State, grad_freq: Callable[[Array], Array]) -> _State:
     """One step of every optimizer; ``grad_freq`` maps ``e~`` ``(d, k, seeds)``
     to ``g~`` of the same shape, with the step's batch."""
     c = _dct_basis_np(plan.d)
-    w_star = jnp.asarray(plan.w_star_freq, plan.dtype)[:, None]
-    e = jnp.stack([_const_matmul(c, wi) - w_star for wi in s.w], axis=1)
-    g_freq = grad_freq(e)
-    ws, opts = [], []
+    w_star = jnp.asarray(plan.w_star_in, plan.dtype)[:, None]
+    g_freq = grad_freq(jnp.stack([_const_matmul(c, ei) for ei in s.e], axis=1))
+    es, opts = [], []
     for i, (opt, ew) in enumerate(zip(plan.sim.optimizers, plan.elementwise)):
         g = _const_matmul(c.T, g_freq[:, i])
         update = opt.update if ew else jax.vmap(opt.update, in_axes=-1, out_axes=-1)
-        upd, st = update(g, s.opt[i], s.w[i])
-        ws.append(optax.apply_updates(s.w[i], upd))
+        upd, st = update(g, s.opt[i], s.e[i] + w_star)  # params: w (unused by sgd, adam, ...)
+        es.append(optax.apply_updates(s.e[i], upd))
         opts.append(st)
-    return s._replace(t=s.t + 1, w=tuple(ws), opt=tuple(opts))
+    return s._replace(t=s.t + 1, e=tuple(es), opt=tuple(opts))
 
 
 def _run_steps(plan: _Plan, s: _State, length: Array) -> _State:
@@ -331,7 +340,7 @@ def _run_chunk(plan: _Plan, s: _State, lengths: Array) -> tuple[_State, Array]:
 
     def segment(s, length):
         s = _run_steps(plan, s, length)
-        return s, _w_freq(plan, s.w)
+        return s, _w_freq(plan, s.e)
 
     return jax.lax.scan(segment, s, lengths)
 
@@ -423,7 +432,7 @@ def simulate(
         comp = _compile.__wrapped__(*args)
 
     state = comp.init(jax.device_put(keys, comp.sharding))
-    records = [_w_freq(plan, state.w)[None]]
+    records = [_w_freq(plan, state.e)[None]]
     total, done = int(grid[-1]), 0
     for c in range(n_chunks):
         chunk = padded[c * per_chunk : (c + 1) * per_chunk]
@@ -432,7 +441,7 @@ def simulate(
         records.append(rec[:keep])
         done += int(chunk.sum())
         if progress is not None:
-            jax.block_until_ready(state.w)
+            jax.block_until_ready(state.e)
             progress(done, total)
     w_freq = jnp.concatenate(records, axis=0)  # (T, k, d, seeds)
     w_freq = jnp.transpose(w_freq, (3, 1, 0, 2))[:n_seeds]

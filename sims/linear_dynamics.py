@@ -132,17 +132,7 @@ def validate(args) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        validate(args)
-    except cli.UsageError as err:
-        cli.fail(str(err), prog=PROG)
-    t_start = time.perf_counter()
-
-    if args.x64:
-        jax.config.update("jax_enable_x64", True)
-    return run(args, t_start)
+    return cli.run_script(argv, build_parser(), validate, run, PROG)
 
 
 def record_grid(steps: int, points: int, dense_until: int) -> np.ndarray:

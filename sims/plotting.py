@@ -42,7 +42,8 @@ def _band(ax, steps, values, color, label):
         ax.fill_between(steps, values.min(0), values.max(0), color=color, alpha=0.2, lw=0)
 
 
-def _save(fig, path: str) -> None:
+def save_figure(fig, path: str) -> None:
+    """Saves ``fig`` as a PNG at ``path`` atomically and closes it."""
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=130, bbox_inches="tight", format="png"))
     plt.close(fig)
 
@@ -97,7 +98,7 @@ def plot_error_dynamics(
     note = f" (first {panels} of {d} frequencies)" if panels < d else ""
     fig.suptitle((title + "\n" if title else "") + "error per frequency: mean over seeds, band = min-max" + note)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_risks(
@@ -142,4 +143,4 @@ def plot_risks(
     axes[0].legend(fontsize=8, loc="lower left")
     fig.suptitle((title + "\n" if title else "") + "mean over seeds, band = min-max; final means labelled")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)

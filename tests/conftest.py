@@ -14,3 +14,18 @@ import pytest
 def _float32():
     with jax.enable_x64(False):
         yield
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Runs a script's ``main(argv)`` in-process: ``(exit code, stdout, stderr)``."""
+
+    def run(main, argv):
+        try:
+            code = main(argv)
+        except SystemExit as exc:
+            code = exc.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

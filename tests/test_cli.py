@@ -16,16 +16,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHORT = ["--steps", "300", "--seeds", "2", "--test-samples", "400", "--pgd-steps", "5", "--quiet"]
 
 
-def run_main(argv, capsys):
-    """Runs the CLI in-process; returns (exit code, stdout, stderr)."""
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 BAD_INPUTS = [
     (["--lr", "abc"], "--lr"),
     (["--lr", "nan"], "--lr"),
@@ -56,9 +46,9 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize("argv,flag", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
-def test_bad_input_is_one_line_exit_2_no_files(argv, flag, tmp_path, capsys):
+def test_bad_input_is_one_line_exit_2_no_files(argv, flag, tmp_path, run_cli):
     out = tmp_path / "out"
-    code, stdout, stderr = run_main(argv + ["--out", str(out)], capsys)
+    code, stdout, stderr = run_cli(main, argv + ["--out", str(out)])
     assert code == 2
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr
@@ -67,19 +57,19 @@ def test_bad_input_is_one_line_exit_2_no_files(argv, flag, tmp_path, capsys):
     assert not out.exists()
 
 
-def test_unwritable_out_is_refused(tmp_path, capsys):
+def test_unwritable_out_is_refused(tmp_path, run_cli):
     blocker = tmp_path / "file"
     blocker.write_text("keep me")
-    code, _, stderr = run_main(["--out", str(blocker / "sub")], capsys)
+    code, _, stderr = run_cli(main, ["--out", str(blocker / "sub")])
     assert code == 2 and "--out" in stderr and len(stderr.strip().splitlines()) == 1
     assert blocker.read_text() == "keep me"
 
 
-def test_bad_input_leaves_existing_outputs_alone(tmp_path, capsys):
+def test_bad_input_leaves_existing_outputs_alone(tmp_path, run_cli):
     out = tmp_path / "out"
     out.mkdir()
     (out / "summary.json").write_text("old")
-    code, _, _ = run_main(["--lr", "-1", "--out", str(out)], capsys)
+    code, _, _ = run_cli(main, ["--lr", "-1", "--out", str(out)])
     assert code == 2
     assert (out / "summary.json").read_text() == "old"
     assert sorted(os.listdir(out)) == ["summary.json"]
@@ -151,7 +141,7 @@ def test_gd_matches_closed_form_in_short_run(short_run):
     assert abs(sim["adversarial_risk"]["mean"] - pred["adversarial_risk"]) < 1e-3 * pred["adversarial_risk"]
 
 
-def test_determinism_byte_identical(tmp_path, capsys):
+def test_determinism_byte_identical(tmp_path):
     argv = SHORT + ["--no-plots", "--optimizers", "gd,signgd"]
     texts = []
     for run in ("a", "b"):
@@ -163,11 +153,11 @@ def test_determinism_byte_identical(tmp_path, capsys):
     assert texts[0] == texts[1]
 
 
-def test_divergence_is_counted_and_reported(tmp_path, capsys):
+def test_divergence_is_counted_and_reported(tmp_path, run_cli):
     # GD is stable iff lr * max(sigma^2) < 2: lr = 250 gives |1 - 2.5| = 1.5 > 1 on frequency 0.
     out = tmp_path / "div"
-    code, stdout, _ = run_main(["--lr", "250", "--steps", "200", "--seeds", "3", "--optimizers", "gd",
-                                "--batch-size", "0", "--test-samples", "100", "--quiet", "--out", str(out)], capsys)
+    code, stdout, _ = run_cli(main, ["--lr", "250", "--steps", "200", "--seeds", "3", "--optimizers", "gd",
+                                "--batch-size", "0", "--test-samples", "100", "--quiet", "--out", str(out)])
     assert code == 0
     s = load(out)
     gd = s["optimizers"]["gd"]

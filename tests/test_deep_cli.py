@@ -16,16 +16,6 @@ TINY = ["--optimizers", "sgd,adam", "--momentum", "0.5", "--widths", "16", "--se
         "--power-iters", "20", "--quiet"]
 
 
-def run_main(argv, capsys):
-    """Runs the CLI in-process; returns (exit code, stdout, stderr)."""
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 BAD_INPUTS = [
     (["--epochs", "0"], "--epochs"),
     (["--epochs", "2.5"], "--epochs"),
@@ -63,9 +53,9 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize("argv,flag", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
-def test_bad_input_is_one_line_exit_2_no_files(argv, flag, tmp_path, capsys):
+def test_bad_input_is_one_line_exit_2_no_files(argv, flag, tmp_path, run_cli):
     out = tmp_path / "out"
-    code, stdout, stderr = run_main(argv + ["--out", str(out)], capsys)
+    code, stdout, stderr = run_cli(main, argv + ["--out", str(out)])
     assert code == 2
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr
@@ -74,17 +64,17 @@ def test_bad_input_is_one_line_exit_2_no_files(argv, flag, tmp_path, capsys):
     assert not out.exists()
 
 
-def test_unwritable_out_is_refused(tmp_path, capsys):
+def test_unwritable_out_is_refused(tmp_path, run_cli):
     blocker = tmp_path / "file"
     blocker.write_text("keep me")
-    code, _, stderr = run_main(["--out", str(blocker / "sub")], capsys)
+    code, _, stderr = run_cli(main, ["--out", str(blocker / "sub")])
     assert code == 2 and "--out" in stderr and len(stderr.strip().splitlines()) == 1
     assert blocker.read_text() == "keep me"
 
 
-def test_tiny_run_end_to_end_is_deterministic(tmp_path, capsys):
+def test_tiny_run_end_to_end_is_deterministic(tmp_path, run_cli):
     a, b = tmp_path / "a", tmp_path / "b"
-    code, out, err = run_main(TINY + ["--out", str(a)], capsys)
+    code, out, err = run_cli(main, TINY + ["--out", str(a)])
     assert code == 0, err
     assert "deep_robustness.py" not in err and "Traceback" not in err  # --quiet: no progress line
     assert sorted(p.name for p in a.iterdir()) == sorted((SUMMARY,) + FIGURES)
@@ -102,7 +92,7 @@ def test_tiny_run_end_to_end_is_deterministic(tmp_path, capsys):
     for name in ("sgd", "adam", "PGD convergence", "band-limited", "Lipschitz"):
         assert name in out
     # Same seed, same numbers (the second run reuses the compiled functions).
-    code, out2, _ = run_main(TINY + ["--out", str(b), "--no-plots"], capsys)
+    code, out2, _ = run_cli(main, TINY + ["--out", str(b), "--no-plots"])
     assert code == 0 and out2 == out
     assert sorted(p.name for p in b.iterdir()) == [SUMMARY]
     again = json.loads((b / SUMMARY).read_text())

@@ -55,7 +55,7 @@ from sims.sampling import (
     wishart_draw,
     wishart_factor,
 )
-from theory.signal import make_model, paper_model
+from theory.signal import paper_model
 
 Z = 5.0
 
