@@ -29,3 +29,21 @@ def run_cli(capsys):
         return code, out, err
 
     return run
+
+
+@pytest.fixture
+def assert_refused(run_cli, tmp_path):
+    """Checks the bad-input contract: one line on stderr naming ``flag``,
+    exit code 2, no traceback, nothing on stdout and no output folder."""
+
+    def check(main, argv, flag):
+        out = tmp_path / "out"
+        code, stdout, stderr = run_cli(main, argv + ["--out", str(out)])
+        assert code == 2
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1, stderr
+        assert flag in lines[0] and "error" in lines[0]
+        assert "Traceback" not in stderr and stdout == ""
+        assert not out.exists()
+
+    return check

@@ -53,15 +53,8 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize("argv,flag", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
-def test_bad_input_is_one_line_exit_2_no_files(argv, flag, tmp_path, run_cli):
-    out = tmp_path / "out"
-    code, stdout, stderr = run_cli(main, argv + ["--out", str(out)])
-    assert code == 2
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert flag in lines[0] and "error" in lines[0]
-    assert "Traceback" not in stderr and stdout == ""
-    assert not out.exists()
+def test_bad_input_is_one_line_exit_2_no_files(argv, flag, assert_refused):
+    assert_refused(main, argv, flag)
 
 
 def test_unwritable_out_is_refused(tmp_path, run_cli):
