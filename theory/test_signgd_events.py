@@ -1,0 +1,245 @@
+"""The event-driven signGD solver (``theory.signgd_events``) is the iteration.
+
+Checked, for random ``d`` in {2, 3, 4, 5, 8}, random spectra (``sigma_0 > 0``,
+each other frequency irrelevant with probability 1/3), targets, starting
+points and learning rates, against ``w <- w - lr sign(C^T diag(sigma^2)(C w - w~*))``
+iterated with ``lax.scan`` for ``T = 512`` steps:
+
+* ``e~(t)`` from ``signgd_event_trajectory`` equals the iteration's for every
+  step up to the solver's ``t_final`` (the oscillation stop, ``steps`` or the
+  first near-tie, below), to the rounding bound below;
+* the same without the oscillation stop (``stop_on_oscillation=False``: one
+  event a step through the oscillating regime), up to ``T`` or the first
+  near-tie;
+* ``t_events`` are exactly the steps where the iteration's sign vector
+  changes, and ``t_oscillating`` is the first step of the iteration's first
+  run of ``K = 8`` consecutive sign changes (when that run lies in range);
+* d = 3, spectrum ``(sigma_0, sigma_1, 0)``, ``sigma_1^2 <= sigma_0^2 / 3``:
+  the first events are ``signgd_phases``' ``t1`` (where ``|A| < |B|`` starts)
+  and ``t2`` (where ``e~_0`` changes sign); just ``t2`` when ``t1 = 0``.
+
+Tolerances (``U = 2^-53``; ``W = max_t ||w(t)||_inf`` and
+``W2 = max_t ||w(t)||_2`` on the compared steps; ``S = max_k sigma_k^2``).
+
+* ``w`` (input coordinates). With the same signs, the exact motion is
+  ``w(t) = w(0) - lr sum_{tau<t} s(tau)``. The iteration rounds
+  ``w - lr s`` (``lr s`` is exact, ``s`` in {-1,0,1}) once a step: at most
+  ``U W`` a step, ``t U W`` after ``t`` steps. The solver computes
+  ``fl(w(t0) - fl(lr k) s)`` once per segment from the segment's origin:
+  ``U lr k + U W`` a segment, so ``U lr t + n_seg U W`` with ``n_seg <= t + 1``.
+  Hence ``||w_it(t) - w_ev(t)||_inf <= D(t) = 1.01 (2 t + 1) U (W + lr)``
+  (1.01 for second-order terms).
+* ``e~ = C w - w~*``, computed by the same expression for both: the exact
+  difference is ``||C dw||_inf <= 1.01 sqrt(d) D(t)`` (``||C||_2 <= 1 + 3 beta``,
+  see ``test_gd``) plus the matrix-vector rounding of each side,
+  ``gamma_d ||w||_2 + U |e~_k| <= 1.01 (d + 1) U (W2 + ||w~*||_inf)``.
+* Near-ties. The solver and the iteration evaluate the same
+  ``g = C^T (s2 (C w - w~*))`` at ``w`` that differ by ``D(t)``: the exact
+  gradients differ by ``||M dw||_inf <= S ||dw||_2 <= 1.01 S sqrt(d) D(t)``;
+  each evaluation rounds by at most ``1.01 (d + 2)(sqrt(d) + 1) U S (W2 + ||w~*||_2)``
+  (``C w - w~*``, times ``s2``, then ``C^T``). The solver's predicted jump
+  ``ceil(q (1 - 32 d U))``, ``q = -g_i / r_i``, lands no later than the true
+  flip when ``g`` is that far from 0 at the step before it (``r`` has relative
+  error ``<= (2 d + 3) U``, covered by the ``32 d U`` slack; the absolute
+  error of ``g`` by the margin). So configurations are compared only up to
+  the first step at which the iteration has some ``|g_i| <= margin(t) =
+  1.01 S sqrt(d) D(t) + 4 (d + 2)(sqrt(d) + 1) U S (W2 + ||w~*||_2)``
+  (twice the evaluation bound): near-ties, where the sign is decided by
+  rounding, are excluded. A structural zero (``g_i`` exactly 0 in exact
+  arithmetic, e.g. ``c_1 = (1, 0, -1)/sqrt2`` when only frequency 1 is
+  relevant) is such a near-tie from step 0; ``sigma_0 > 0`` (``c_0`` has no
+  zero entry) makes that rare, and hypothesis' ``event`` reports how far the
+  comparisons reach.
+* Phases (d = 3): ``t1`` depends on where ``r1 = (|A(0)| - |B(0)|)/h`` falls
+  (``h = sigma_0^2 lr``), ``t2`` on ``r2 = sqrt3 |e~_0(t1)|/lr``. The closed
+  form computes them to ``8 U (r + 1)``, the solver is within ``D`` of exact,
+  moving ``r1`` by ``<= 2 D/lr`` and ``r2`` by ``<= sqrt3 D / lr``; draws
+  within ``8 U (r + 1) + 2 D(t2)/lr`` of an integer are excluded.
+"""
+
+import math
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from hypothesis import assume, event, given, settings
+from hypothesis import strategies as st
+
+from theory import signgd
+from theory.signal import dct_basis, make_model
+from theory.signgd_events import signgd_event_trajectory, signgd_events
+
+U = 2.0**-53
+T = 512
+K = 8
+MAX_EVENTS = 512
+DIMS = (2, 3, 4, 5, 8)
+
+trajectory = jax.jit(partial(signgd_event_trajectory, max_events=MAX_EVENTS, osc_window=K))
+trajectory_on = jax.jit(
+    partial(signgd_event_trajectory, max_events=MAX_EVENTS, osc_window=K, stop_on_oscillation=False)
+)
+events = jax.jit(lambda model, lr, steps: signgd_events(model, lr, steps, max_events=MAX_EVENTS, osc_window=K))
+phases = jax.jit(signgd.signgd_phases)
+
+
+@partial(jax.jit, static_argnames="steps")
+def iteration(model, lr, steps=T):
+    """``w(0..steps)`` and ``g(0..steps)`` of ``w <- w - lr sign(C^T diag(s2)(C w - w~*))``."""
+    c = dct_basis(model.dim)
+    s2 = jnp.square(model.spectrum)
+    grad = lambda w: c.T @ (s2 * (c @ w - model.w_star_freq))
+
+    def step(w, _):
+        w = w - lr * jnp.sign(grad(w))
+        return w, w
+
+    w0 = c.T @ model.w0_freq
+    w = jnp.concatenate([w0[None], jax.lax.scan(step, w0, None, length=steps)[1]])
+    return w, jax.vmap(grad)(w)
+
+
+def bounds(model, lr, w, n):
+    """``D(t)``, the ``e~`` tolerance and the near-tie margin for ``t = 0..n``."""
+    d = model.dim
+    w = w[: n + 1]
+    t = np.arange(n + 1)
+    wmax = float(np.abs(w).max())
+    w2 = float(np.linalg.norm(w, axis=-1).max())
+    ws = np.asarray(model.w_star_freq)
+    smax = float(np.max(np.asarray(model.spectrum) ** 2))
+    dist = 1.01 * (2 * t + 1) * U * (wmax + lr)
+    e_tol = 1.01 * math.sqrt(d) * dist + 2 * 1.01 * (d + 1) * U * (w2 + np.abs(ws).max())
+    margin = 1.01 * smax * math.sqrt(d) * dist + 4 * (d + 2) * (math.sqrt(d) + 1) * U * smax * (
+        w2 + np.linalg.norm(ws)
+    )
+    return dist, e_tol, margin
+
+
+def first_near_tie(g, margin):
+    bad = np.nonzero(np.abs(g[: len(margin)]).min(axis=-1) <= margin)[0]
+    return int(bad[0]) if bad.size else len(margin)
+
+
+def signed(lo, hi):
+    return st.builds(lambda m, s: s * m, st.floats(lo, hi), st.sampled_from((-1.0, 1.0)))
+
+
+@st.composite
+def problems(draw):
+    d = draw(st.sampled_from(DIMS))
+    sig = [draw(st.floats(0.1, 2.0))] + [
+        draw(st.one_of(st.just(0.0), st.floats(0.1, 2.0), st.floats(0.1, 2.0))) for _ in range(d - 1)
+    ]
+    w_star = [draw(st.floats(-5.0, 5.0)) for _ in range(d)]
+    e0 = [draw(signed(0.01, 3.0)) for _ in range(d)]
+    lr = draw(st.floats(0.005, 0.2))
+    return make_model(sig, w_star, np.add(w_star, e0)), lr
+
+
+def compare(model, lr):
+    """Checks the solver against the iteration; returns the number of steps compared."""
+    w_it, g_it = (np.asarray(a) for a in iteration(model, lr))
+    c = np.asarray(dct_basis(model.dim))
+    e_it = w_it @ c.T - np.asarray(model.w_star_freq)
+    res = events(model, lr, T)
+    e_ev = np.asarray(trajectory(model, lr, jnp.arange(T + 1)))
+    t_final = int(res.t_final)
+    _, _, margin = bounds(model, lr, w_it, t_final)
+    n = first_near_tie(g_it, margin)  # steps 0..n-1 are sign-robust
+    last = min(t_final, n)  # e~(t) for t <= n depends on signs at steps < n only
+    _, e_tol, _ = bounds(model, lr, w_it, last)
+    err = np.abs(e_it[: last + 1] - e_ev[: last + 1]).max(axis=-1)
+    assert np.all(err <= e_tol), (np.max(err / e_tol), int(np.argmax(err > e_tol)))
+    assert np.all(np.isnan(e_ev[t_final + 1 :]))
+
+    # Event times: steps where the iteration's sign vector changes, compared where robust.
+    s = np.sign(g_it)
+    changes = np.nonzero(np.any(s[1:] != s[:-1], axis=-1))[0] + 1
+    horizon = min(t_final, n - 1)  # sign at t and t-1 both robust for t <= n - 1
+    t_ev = np.asarray(res.t_events)[: int(res.n_events)]
+    np.testing.assert_array_equal(t_ev[t_ev <= horizon], changes[changes <= horizon])
+
+    # Oscillation: first run of K consecutive change steps in the iteration.
+    ch = np.zeros(T + 1, bool)
+    ch[changes] = True
+    runs = [t for t in range(1, T + 2 - K) if ch[t : t + K].all()]
+    if runs and runs[0] + K - 1 <= horizon:
+        assert bool(res.oscillating) and int(res.t_oscillating) == runs[0]
+        assert t_final == runs[0] + K - 1
+    elif bool(res.oscillating):
+        assert int(res.t_oscillating) + K - 1 > horizon  # detected past the robust range
+    else:
+        assert int(res.t_oscillating) == -1
+    assert not bool(res.truncated)
+
+    # Without the oscillation stop: one event per step through the regime, to T.
+    e_on = np.asarray(trajectory_on(model, lr, jnp.arange(T + 1)))
+    _, _, margin = bounds(model, lr, w_it, T)
+    n_on = min(first_near_tie(g_it, margin), T)
+    _, e_tol, _ = bounds(model, lr, w_it, n_on)
+    err = np.abs(e_it[: n_on + 1] - e_on[: n_on + 1]).max(axis=-1)
+    assert np.all(err <= e_tol), (np.max(err / e_tol), int(np.argmax(err > e_tol)))
+    return last, n_on
+
+
+@settings(max_examples=60, deadline=None)
+@given(problems())
+def test_events_equal_iteration(problem):
+    model, lr = problem
+    last, n_on = compare(model, lr)
+    bucket = lambda n: "0" if n == 0 else "<64" if n < 64 else f"<{T}" if n < T else f"all {T}"
+    event(f"compared steps, stopping at the oscillation: {bucket(last)}")
+    event(f"compared steps, stepping through it: {bucket(n_on)}")
+
+
+def test_paper_setting():
+    from theory.signal import paper_model
+
+    model = paper_model()
+    ph = phases(model, 0.01)
+    res = signgd_events(model, 0.01, 5000)
+    assert (int(ph.t1), int(ph.t2)) == (112, 641)
+    np.testing.assert_array_equal(np.asarray(res.t_events)[:2], [112, 641])
+    assert bool(res.oscillating) and int(res.t_oscillating) == 641 and not bool(res.truncated)
+    e_t2 = signgd_event_trajectory(model, 0.01, jnp.array([641]))[0]
+    np.testing.assert_allclose(e_t2, ph.e_freq_t2, rtol=0, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.floats(0.2, 2.0),
+    st.one_of(st.just(1.0 / 3.0), st.floats(0.01, 1.0 / 3.0)),
+    st.floats(0.005, 0.2),
+    signed(0.05, 3.0),
+    signed(0.05, 3.0),
+    st.floats(-3.0, 3.0),
+    st.lists(st.floats(-5.0, 5.0), min_size=3, max_size=3),
+)
+def test_first_events_are_the_phases(s0, q, lr, e0, e1, e2, w_star):
+    model = make_model((s0, s0 * math.sqrt(q), 0.0), w_star, np.add(w_star, [e0, e1, e2]))
+    ph = phases(model, lr)
+    assume(bool(ph.applicable))
+    t1, t2 = int(ph.t1), int(ph.t2)
+    assume(t2 <= T)
+    res = events(model, lr, T)
+    w_it, _ = iteration(model, lr)
+    dist, _, _ = bounds(model, lr, np.asarray(w_it), t2)
+    a0, b0 = (float(v) for v in signgd.signgd_gradient_parts(model.e0_freq, model.spectrum))
+    r1 = (abs(a0) - abs(b0)) / (s0**2 * lr)
+    r2 = math.sqrt(3) * abs(float(ph.e_freq_t1[0])) / lr
+    frac = lambda r: abs(r - round(r))
+    assume(r1 < 0 or frac(r1) > 8 * U * (abs(r1) + 1) + 2 * dist[-1] / lr)
+    assume(frac(r2) > 8 * U * (r2 + 1) + 2 * dist[-1] / lr)
+    expected = [t1, t2] if t1 > 0 else [t2]
+    np.testing.assert_array_equal(np.asarray(res.t_events)[: len(expected)], expected)
+
+
+def test_zero_gradient_never_moves():
+    """``g = 0`` exactly (``w = w~* = 0``): ``s = 0``, ``r = 0``, no event, no motion."""
+    model = make_model((1.0, 0.5, 0.0, 0.3, 0.0), np.zeros(5), np.zeros(5))
+    res = signgd_events(model, 0.1, 1000, max_events=16)
+    assert int(res.n_events) == 0 and int(res.t_final) == 1000
+    assert not bool(res.oscillating) and not bool(res.truncated) and int(res.t_oscillating) == -1
+    np.testing.assert_array_equal(res.e_freq_final, np.zeros(5))
