@@ -69,9 +69,7 @@ def worst_case_l2(w: Array, x: Array, y: Array, eps) -> Array:
       ``w = 0``, when every ``delta`` gives the same loss). Its loss is
       ``1/2 (|r| + eps ||w||_2)^2``.
     """
-    norm = jnp.linalg.norm(w)
-    unit = jnp.where(norm > 0, w / jnp.where(norm > 0, norm, 1.0), 0.0)
-    return eps * _sign_plus(jnp.dot(w, x) - y) * unit
+    return eps * _sign_plus(jnp.dot(w, x) - y) * steepest_direction(w, "l2")
 
 
 def worst_case_linf(w: Array, x: Array, y: Array, eps) -> Array:
@@ -86,7 +84,7 @@ def worst_case_linf(w: Array, x: Array, y: Array, eps) -> Array:
     Returns:
       ``delta = eps sign(r) sign(w)``, whose loss is ``1/2 (|r| + eps ||w||_1)^2``.
     """
-    return eps * _sign_plus(jnp.dot(w, x) - y) * jnp.sign(w)
+    return eps * _sign_plus(jnp.dot(w, x) - y) * steepest_direction(w, "linf")
 
 
 def _pgd_one(key, w, x, y, eps, steps, step_size, random_start, norm):

@@ -254,11 +254,12 @@ def run(args, t_start: float) -> int:
         if e_pred is not None:
             predicted["signgd"] = final_values(e_pred + np.asarray(args.w_star), model, args.eps)
 
+    keep_all = ~diverged(jnp.asarray(w_freq), model)  # (seeds, k): a seed is kept per optimizer
     results, kept, curves = {}, {}, {}
     for i, name in enumerate(traj.names):
         w = w_freq[:, i]
-        bad = diverged(jnp.asarray(w), model)
-        keep = ~bad
+        keep = keep_all[:, i]
+        bad = ~keep
         c = risk_curves(jnp.asarray(w, dtype), model, args.eps)
         c = {k: np.asarray(v, np.float64) for k, v in c._asdict().items()}
         kept[name] = e_freq[keep, i]
@@ -275,14 +276,13 @@ def run(args, t_start: float) -> int:
     theory = {"gd": {"stable": stable, "max_stable_lr": max_lr, "condition": gd_reason}, "signgd": sg}
     if "signgd" in traj.names and sg["applicable"] and spectrum.size == 3:
         i = traj.names.index("signgd")
-        obs = observed_signgd_phases(steps, e_freq[:, i][~diverged(jnp.asarray(w_freq[:, i]), model)], spectrum)
+        obs = observed_signgd_phases(steps, e_freq[keep_all[:, i], i], spectrum)
         sg["observed"] = {k: mean_std(v[np.isfinite(v)], np.ones(np.isfinite(v).sum(), bool))
                           for k, v in obs.items()}
 
     t_emp = time.perf_counter()
     key = jax.random.fold_in(jax.random.key(args.seed), 2**31 - 1)  # test data: disjoint from the seeds' streams
-    keep = np.stack([~diverged(jnp.asarray(w_freq[:, i]), model) for i in range(len(traj.names))], axis=1)
-    emp = empirical_risks(key, w_freq[:, :, -1], keep, model, args.eps, args.test_samples, args.pgd_steps)
+    emp = empirical_risks(key, w_freq[:, :, -1], keep_all, model, args.eps, args.test_samples, args.pgd_steps)
     empirical = {}
     for name, e in zip(traj.names, emp):
         if e:

@@ -47,3 +47,17 @@ def assert_refused(run_cli, tmp_path):
         assert not out.exists()
 
     return check
+
+
+@pytest.fixture
+def assert_out_refused(run_cli, tmp_path):
+    """``--out`` under a regular file: one line naming ``--out``, exit 2, the file untouched."""
+
+    def check(main):
+        blocker = tmp_path / "file"
+        blocker.write_text("keep me")
+        code, _, stderr = run_cli(main, ["--out", str(blocker / "sub")])
+        assert code == 2 and "--out" in stderr and len(stderr.strip().splitlines()) == 1
+        assert blocker.read_text() == "keep me"
+
+    return check

@@ -16,7 +16,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from theory.signal import SignalModel
+from theory.signal import SignalModel, irrelevant_mask
 
 Array = jax.Array
 
@@ -67,7 +67,7 @@ def gd_is_stable(spectrum: Array, lr) -> Array:
 def gd_limit(model: SignalModel) -> Array:
     """``lim_{t->inf} w~(t)`` for stable GD: ``w~*`` on relevant frequencies,
     ``w~*_k + e~_k(0)`` (i.e. ``w~_k(0)``) on irrelevant ones."""
-    return jnp.where(model.spectrum == 0, model.w0_freq, model.w_star_freq)
+    return jnp.where(irrelevant_mask(model.spectrum), model.w0_freq, model.w_star_freq)
 
 
 def gd_limit_weight_norm_sq(model: SignalModel) -> Array:

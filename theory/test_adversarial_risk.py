@@ -37,6 +37,8 @@ from hypothesis import strategies as st
 from sims.attacks import monte_carlo_risk, pgd_l2, pgd_linf, worst_case_l2, worst_case_linf
 from theory import risks
 from theory.signal import make_model, sample_freq, to_input
+from theory.test_standard_risk import coord, tau
+from theory.test_standard_risk import problems as model_problems
 
 U = 2.0**-53
 N_SAMPLES = 2**15
@@ -60,28 +62,12 @@ def mc_worst(key, w_freq, model, eps):
     return {a: monte_carlo_risk(key, w_freq, model, eps, N_SAMPLES, a) for a in CLOSED}
 
 
-def tau(d: int) -> float:
-    return 16 * U * (1 + math.log2(d))
-
-
-def coord(lo=-5.0, hi=5.0):
-    return st.floats(lo, hi, allow_nan=False, allow_subnormal=False)
-
-
 @st.composite
 def problems(draw, need_irrelevant=False, dims=DIMS):
     """A model with a relevant frequency (and an irrelevant one if asked),
     weights ``w~``, a budget ``eps`` and a seed."""
-    d = draw(st.sampled_from(dims))
-    sigma = draw(st.lists(st.one_of(st.just(0.0), st.floats(0.05, 2.0)), min_size=d, max_size=d))
-    k_rel = draw(st.integers(0, d - 1))
-    sigma[k_rel] = draw(st.floats(0.05, 2.0))
-    if need_irrelevant:
-        sigma[(k_rel + draw(st.integers(1, d - 1))) % d] = 0.0
-    w_star = draw(st.lists(coord(), min_size=d, max_size=d))
-    w = draw(st.lists(coord(), min_size=d, max_size=d))
-    eps = draw(st.floats(0.01, 2.0))
-    return make_model(sigma, w_star, w), jnp.asarray(w), eps, draw(st.integers(0, 2**32 - 1))
+    model, w, seed = draw(model_problems(need_irrelevant, dims))
+    return model, w, draw(st.floats(0.01, 2.0)), seed
 
 
 def rounding_rho(model, w_freq, eps) -> float:

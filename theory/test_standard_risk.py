@@ -49,10 +49,10 @@ def coord(lo=-5.0, hi=5.0):
 
 
 @st.composite
-def problems(draw, need_irrelevant=False):
+def problems(draw, need_irrelevant=False, dims=DIMS):
     """A model with a relevant frequency (and an irrelevant one if asked),
     a weight vector ``w~`` and a seed."""
-    d = draw(st.sampled_from(DIMS))
+    d = draw(st.sampled_from(dims))
     sigma = draw(st.lists(st.one_of(st.just(0.0), st.floats(0.05, 2.0)), min_size=d, max_size=d))
     k_rel = draw(st.integers(0, d - 1))
     sigma[k_rel] = draw(st.floats(0.05, 2.0))
