@@ -16,6 +16,12 @@ import tempfile
 import time
 from typing import Any, Callable, Optional, Sequence
 
+import jax
+import numpy as np
+import optax
+
+from sims.optimizers import DEFAULT_HYPERPARAMS as OPT_HYPERPARAMS
+
 EXIT_USAGE = 2
 
 
@@ -50,8 +56,6 @@ def run_script(argv, parser: argparse.ArgumentParser, validate: Callable, run: C
         fail(str(err), prog=prog)
     t_start = time.perf_counter()
     if getattr(args, "x64", False):
-        import jax
-
         jax.config.update("jax_enable_x64", True)
     return run(args, t_start)
 
@@ -215,3 +219,52 @@ class Progress:
                 print(line, file=sys.stderr, flush=True)
                 self.shown = True
             self.next_decile = int(frac * 10) + 1
+
+
+# --------------------------------------------------------------------------
+# Shared flags and config blocks.
+
+DECAYS = ("b1", "b2", "decay")  # exponential-average rates, in [0, 1)
+
+
+def check_gradient_flags(args) -> None:
+    """``--mode fixed`` needs ``--batch-size > 0``; ``--record-points`` >= 2."""
+    if args.batch_size == 0 and args.mode == "fixed":
+        raise UsageError("--mode: 'fixed' needs --batch-size > 0 (0 means the population gradient)")
+    if args.record_points < 2:
+        raise UsageError("--record-points: must be >= 2")
+
+
+def parse_hparams(items: Sequence[str], optimizers: Sequence[str]) -> dict:
+    """``["adam.b1=0", ...]`` -> ``{"adam": {"b1": 0.0}}``, validated."""
+    out: dict = {name: {} for name in optimizers}
+    for item in items:
+        key, sep, value = item.partition("=")
+        opt, dot, name = key.partition(".")
+        if not sep or not dot:
+            raise UsageError(f"--hparam: {item!r} is not of the form OPT.NAME=VALUE")
+        if opt not in OPT_HYPERPARAMS:
+            raise UsageError(f"--hparam: unknown optimizer {opt!r}")
+        if opt not in optimizers:
+            raise UsageError(f"--hparam: {opt} is not among --optimizers")
+        if name not in OPT_HYPERPARAMS[opt]:
+            known = ", ".join(OPT_HYPERPARAMS[opt]) or "none"
+            raise UsageError(f"--hparam: {opt} has no hyper-parameter {name!r} (known: {known})")
+        try:
+            v = nonnegative_float(value)
+        except Exception as err:
+            raise UsageError(f"--hparam: {item!r}: {err}") from None
+        if name in DECAYS and v >= 1:
+            raise UsageError(f"--hparam: {item!r}: a decay rate must be in [0, 1)")
+        out[opt][name] = v
+    return out
+
+
+def environment() -> dict:
+    """``{"versions": ..., "device": ...}`` for a summary's config block."""
+    dev = jax.devices()
+    return {
+        "versions": {"jax": jax.__version__, "optax": optax.__version__, "numpy": np.__version__,
+                     "python": sys.version.split()[0]},
+        "device": {"platform": dev[0].platform, "kind": dev[0].device_kind, "count": len(dev)},
+    }

@@ -29,7 +29,6 @@ from typing import Optional, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from sims import cli
 from sims.digits import (DIM, SIDE, Split, band_masks, block_mask, energy_mask, load_split, project,
@@ -373,7 +372,6 @@ def run(args, t_start: float) -> int:
 
 
 def config_dict(args) -> dict:
-    dev = jax.devices()
     return {
         "arch": args.arch, "widths": list(args.widths), "optimizers": list(args.optimizers),
         "momentum": args.momentum, "lr_grids": {k: list(v) for k, v in args.lr_grids.items()},
@@ -385,9 +383,7 @@ def config_dict(args) -> dict:
         "pgd_step_frac": args.pgd_step_frac, "pgd_tol": args.pgd_tol, "lowpass": args.lowpass,
         "keep_energy": args.keep_energy, "block": args.block, "band_sigma": args.band_sigma,
         "power_iters": args.power_iters, "x64": args.x64, "dtype": "float64" if args.x64 else "float32",
-        "versions": {"jax": jax.__version__, "optax": optax.__version__, "numpy": np.__version__,
-                     "python": sys.version.split()[0]},
-        "device": {"platform": dev[0].platform, "kind": dev[0].device_kind, "count": len(dev)},
+        **cli.environment(),
     }
 
 

@@ -20,7 +20,6 @@ from typing import Optional, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from sims import cli
 from sims.engine import make_simulation, seed_keys, simulate
@@ -39,7 +38,6 @@ PAPER = {"spectrum": (0.1, 0.05, 0.0), "w_star": (5.0, 10.0, 0.0), "w0": (0.01, 
 # 2/3 a step (Madry's 2.5 eps/steps would leave ~e^-2.5 of it, a ~0.5% loss deficit, whatever
 # the step count); the best of 4 random starts avoids the local maximum at -sign(r) w.
 PGD = {"restarts": 4, "random_start": True}
-DECAYS = ("b1", "b2", "decay")  # exponential-average rates, in [0, 1)
 DENSE_STEPS_MAX = 20_000  # every step is recorded up to ~2 t2, for the phase times
 
 
@@ -88,31 +86,6 @@ def build_parser() -> cli.Parser:
     return p
 
 
-def parse_hparams(items: Sequence[str], optimizers: Sequence[str]) -> dict:
-    """``["adam.b1=0", ...]`` -> ``{"adam": {"b1": 0.0}}``, validated."""
-    out: dict = {name: {} for name in optimizers}
-    for item in items:
-        key, sep, value = item.partition("=")
-        opt, dot, name = key.partition(".")
-        if not sep or not dot:
-            raise cli.UsageError(f"--hparam: {item!r} is not of the form OPT.NAME=VALUE")
-        if opt not in DEFAULT_HYPERPARAMS:
-            raise cli.UsageError(f"--hparam: unknown optimizer {opt!r}")
-        if opt not in optimizers:
-            raise cli.UsageError(f"--hparam: {opt} is not among --optimizers")
-        if name not in DEFAULT_HYPERPARAMS[opt]:
-            known = ", ".join(DEFAULT_HYPERPARAMS[opt]) or "none"
-            raise cli.UsageError(f"--hparam: {opt} has no hyper-parameter {name!r} (known: {known})")
-        try:
-            v = cli.nonnegative_float(value)
-        except Exception as err:
-            raise cli.UsageError(f"--hparam: {item!r}: {err}") from None
-        if name in DECAYS and v >= 1:
-            raise cli.UsageError(f"--hparam: {item!r}: a decay rate must be in [0, 1)")
-        out[opt][name] = v
-    return out
-
-
 def validate(args) -> None:
     """Cross-flag checks; raises :class:`cli.UsageError` naming the flag."""
     d = len(args.spectrum)
@@ -121,13 +94,10 @@ def validate(args) -> None:
             raise cli.UsageError(f"{flag}: has {len(v)} entries but --spectrum has {d} (the dimension)")
     if any(s < 0 for s in args.spectrum):
         raise cli.UsageError("--spectrum: entries must be >= 0 (they are standard deviations)")
-    if args.batch_size == 0 and args.mode == "fixed":
-        raise cli.UsageError("--mode: 'fixed' needs --batch-size > 0 (0 means the population gradient)")
+    cli.check_gradient_flags(args)
     if args.batch_size == 0 and args.label_noise > 0:
         raise cli.UsageError("--label-noise: needs --batch-size > 0 (the population gradient has no noise)")
-    if args.record_points < 2:
-        raise cli.UsageError("--record-points: must be >= 2")
-    args.hparams = parse_hparams(args.hparam, args.optimizers)
+    args.hparams = cli.parse_hparams(args.hparam, args.optimizers)
     cli.check_out_dir(args.out)
 
 
@@ -318,7 +288,6 @@ def run(args, t_start: float) -> int:
 
 
 def config_dict(args, mode: str) -> dict:
-    dev = jax.devices()
     return {
         "steps": args.steps, "lr": args.lr, "seeds": args.seeds, "seed": args.seed,
         "batch_size": args.batch_size, "mode": mode, "sampler": args.sampler if mode != "population" else None,
@@ -327,9 +296,7 @@ def config_dict(args, mode: str) -> dict:
         "spectrum": list(args.spectrum), "w_star_freq": list(args.w_star), "w0_freq": list(args.w0),
         "eps": args.eps, "record_points": args.record_points, "test_samples": args.test_samples,
         "pgd_steps": args.pgd_steps, "x64": args.x64, "dtype": "float64" if args.x64 else "float32",
-        "versions": {"jax": jax.__version__, "optax": optax.__version__, "numpy": np.__version__,
-                     "python": sys.version.split()[0]},
-        "device": {"platform": dev[0].platform, "kind": dev[0].device_kind, "count": len(dev)},
+        **cli.environment(),
     }
 
 

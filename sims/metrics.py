@@ -40,9 +40,12 @@ def risk_curves(w_freq: Array, model: SignalModel, eps) -> RiskCurves:
 def diverged(w_freq: Array, model: SignalModel) -> np.ndarray:
     """Which trajectories diverged, from ``w_freq`` of shape ``(..., T, d)``.
 
+    ``model`` is one model, or a batch of them whose leading axes broadcast
+    against ``w_freq.shape[:-2]`` (one model per trajectory).
+
     Returns a boolean array of shape ``w_freq.shape[:-2]``.
     """
-    r_s = standard_risk(w_freq, model)
+    r_s = standard_risk(w_freq, jax.tree.map(lambda x: x[..., None, :], model))
     reference = jnp.maximum(standard_risk(model.w0_freq, model), standard_risk(jnp.zeros_like(model.w0_freq), model))
     finite = jnp.all(jnp.isfinite(w_freq), axis=(-1, -2))
     blown = jnp.max(jnp.where(jnp.isfinite(r_s), r_s, jnp.inf), axis=-1) > DIVERGENCE_FACTOR * reference

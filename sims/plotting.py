@@ -21,18 +21,18 @@ LABELS = {"gd": "GD", "signgd": "signGD", "adam": "Adam", "rmsprop": "RMSProp"}
 MAX_PANELS = 12
 
 
-def _color(name: str, i: int) -> str:
+def optimizer_color(name: str, i: int) -> str:
     return COLORS.get(name, f"C{i % 10}")
 
 
-def _time_axis(ax, steps) -> None:
+def time_axis(ax, steps) -> None:
     ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xlim(0, max(int(steps[-1]), 1))
     ax.set_xlabel("step t")
     ax.grid(True, which="major", alpha=0.3)
 
 
-def _band(ax, steps, values, color, label):
+def band(ax, steps, values, color, label):
     """Mean with a min-max band over seeds (axis 0); no seeds: a legend entry only."""
     if values.shape[0] == 0:
         ax.plot([], [], color=color, label=f"{label} (all seeds diverged)", lw=1.6)
@@ -76,7 +76,7 @@ def plot_error_dynamics(
     for k in range(panels):
         ax = axes.flat[k]
         for i, (name, e) in enumerate(e_freq.items()):
-            _band(ax, steps, np.abs(e[:, :, k]), _color(name, i), LABELS.get(name, name))
+            band(ax, steps, np.abs(e[:, :, k]), optimizer_color(name, i), LABELS.get(name, name))
         if gd_e_freq is not None:
             ax.plot(steps, np.abs(gd_e_freq[:, k]), "k--", lw=1.0, label="GD closed form")
         if signgd_phases is not None:
@@ -87,7 +87,7 @@ def plot_error_dynamics(
         kind = "irrelevant" if spectrum[k] == 0 else f"sigma = {spectrum[k]:g}"
         ax.set_title(f"|e~_{k}(t)|  ({kind})")
         ax.set_yscale("log")
-        _time_axis(ax, steps)
+        time_axis(ax, steps)
     for ax in axes.flat[panels:]:
         ax.set_visible(False)
     if signgd_phases is not None:
@@ -126,8 +126,8 @@ def plot_risks(
         finals = []
         for i, (name, c) in enumerate(curves.items()):
             v = np.asarray(c[key])
-            color = _color(name, i)
-            _band(ax, steps, v, color, LABELS.get(name, name))
+            color = optimizer_color(name, i)
+            band(ax, steps, v, color, LABELS.get(name, name))
             if v.shape[0]:
                 finals.append((v[:, -1].mean(), color))
         if gd_curves is not None:
@@ -139,7 +139,7 @@ def plot_risks(
                         textcoords="offset points", color=color, fontsize=8, va="center")
         ax.set_title(label)
         ax.set_yscale(yscale)
-        _time_axis(ax, steps)
+        time_axis(ax, steps)
     axes[0].legend(fontsize=8, loc="lower left")
     fig.suptitle((title + "\n" if title else "") + "mean over seeds, band = min-max; final means labelled")
     fig.tight_layout()

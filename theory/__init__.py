@@ -31,6 +31,13 @@ from theory.signal import (
     to_freq,
     to_input,
 )
+from theory.spectra import (
+    PAPER_SPECTRUM,
+    SPECTRA,
+    draw_w_star_freq,
+    powerlaw_spectrum,
+    relevant_band,
+)
 from theory.signgd import (
     NotApplicableError,
     Reason,
@@ -66,6 +73,11 @@ __all__ = [
     "sample_freq",
     "to_freq",
     "to_input",
+    "PAPER_SPECTRUM",
+    "SPECTRA",
+    "draw_w_star_freq",
+    "powerlaw_spectrum",
+    "relevant_band",
     "NotApplicableError",
     "Reason",
     "SignGDPhases",

@@ -14,6 +14,10 @@ iterated with ``lax.scan`` for ``T = 512`` steps:
 * ``t_events`` are exactly the steps where the iteration's sign vector
   changes, and ``t_oscillating`` is the first step of the iteration's first
   run of ``K = 8`` consecutive sign changes (when that run lies in range);
+* the same for power-law spectra (``theory.spectra.powerlaw_spectrum``,
+  ``1 <= cutoff < d``, ``alpha`` in [0, 2.5]) at ``d = 32``, where
+  the tolerances below grow with ``d`` but stay far below ``lr``
+  (``D(T)`` is ``1e-12`` relative, the ``e~`` bound ``< 1e-11`` even at ``d = 64``);
 * d = 3, spectrum ``(sigma_0, sigma_1, 0)``, ``sigma_1^2 <= sigma_0^2 / 3``:
   the first events are ``signgd_phases``' ``t1`` (where ``|A| < |B|`` starts)
   and ``t2`` (where ``e~_0`` changes sign); just ``t2`` when ``t1 = 0``.
@@ -69,12 +73,14 @@ from hypothesis import strategies as st
 from theory import signgd
 from theory.signal import dct_basis, make_model
 from theory.signgd_events import signgd_event_trajectory, signgd_events
+from theory.spectra import powerlaw_spectrum
 
 U = 2.0**-53
 T = 512
 K = 8
 MAX_EVENTS = 512
 DIMS = (2, 3, 4, 5, 8)
+POWERLAW_DIMS = (32,)
 
 trajectory = jax.jit(partial(signgd_event_trajectory, max_events=MAX_EVENTS, osc_window=K))
 trajectory_on = jax.jit(
@@ -192,6 +198,30 @@ def test_events_equal_iteration(problem):
     bucket = lambda n: "0" if n == 0 else "<64" if n < 64 else f"<{T}" if n < T else f"all {T}"
     event(f"compared steps, stopping at the oscillation: {bucket(last)}")
     event(f"compared steps, stepping through it: {bucket(n_on)}")
+
+
+@st.composite
+def powerlaw_problems(draw):
+    """A power-law spectrum (target on the relevant band, start anywhere)."""
+    d = draw(st.sampled_from(POWERLAW_DIMS))
+    cutoff = draw(st.integers(1, d - 1))
+    sig = powerlaw_spectrum(d, draw(st.floats(0.0, 2.5)), cutoff, draw(st.floats(0.1, 2.0)))
+    w_star = [draw(st.floats(-5.0, 5.0)) if k < cutoff else 0.0 for k in range(d)]
+    e0 = [draw(signed(0.01, 3.0)) for _ in range(d)]
+    lr = draw(st.floats(0.005, 0.2))
+    return make_model(sig, w_star, np.add(w_star, e0)), lr
+
+
+# Each new d compiles the iteration and three solver variants (about 2.5 s in all), so
+# one size (d = 16 and 64 were also run while writing this) and few examples.
+@settings(max_examples=4, deadline=None)
+@given(powerlaw_problems())
+def test_events_equal_iteration_powerlaw(problem):
+    model, lr = problem
+    last, n_on = compare(model, lr)
+    bucket = lambda n: "0" if n == 0 else "<64" if n < 64 else f"<{T}" if n < T else f"all {T}"
+    event(f"d = {model.dim}, compared steps, stopping at the oscillation: {bucket(last)}")
+    event(f"d = {model.dim}, compared steps, stepping through it: {bucket(n_on)}")
 
 
 def test_paper_setting():

@@ -1,0 +1,512 @@
+"""GD, signGD, Adam and RMSProp on a power-law signal in ``d`` dimensions.
+
+    python sims/spectrum_sweep.py            # d = 64, alpha = 1, cutoff = 16
+    python sims/spectrum_sweep.py --help
+
+The spectrum is ``sigma_k = scale (k + 1)^-alpha`` for ``k < cutoff`` and 0
+above (:func:`theory.spectra.powerlaw_spectrum`): the ``d - cutoff`` high
+frequencies are irrelevant, as in natural images. Targets ``w~*`` are drawn
+from the relevant band and starts ``w~(0)`` from a small isotropic Gaussian.
+
+Two studies, written to ``--out``:
+
+* ``spectrum_dynamics.png``: one configuration through the sims engine
+  (population gradient by default; ``--batch-size`` for online or fixed
+  batches, over ``--seeds``): the irrelevant-band error ``||e~_I(t)||``,
+  ``R_s(t)`` and ``R_a(t)`` per optimizer, and the final ``|e~_k|`` per
+  frequency, with GD's closed form dashed.
+* ``spectrum_sweep.png``: the final ``||e~_I||``, ``||w||`` and ``R_a``
+  against the number of irrelevant frequencies ``d - cutoff`` (at
+  ``--alpha``) and against ``alpha`` (at ``--cutoff``), mean and spread over
+  ``--targets`` drawn targets, population gradient, every configuration
+  vmapped into one compiled program per optimizer
+  (:func:`sims.population.population_run`).
+
+``spectrum_summary.json`` holds the numbers, with the conventions of the
+main job's ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from typing import NamedTuple, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sims import cli
+from sims.engine import make_simulation, seed_keys, simulate
+from sims.metrics import diverged, mean_std, risk_curves
+from sims.optimizers import DEFAULT_HYPERPARAMS, OPTIMIZERS, make_optimizer
+from sims.oracles import make_oracle
+from sims.population import population_run
+from sims.recording import log_grid
+from sims.sampling import SAMPLERS
+from theory.gd import gd_error, gd_is_stable, gd_max_stable_lr
+from theory.signal import SignalModel, irrelevant_mask
+from theory.spectra import draw_w_star_freq, powerlaw_spectrum
+
+PROG = "spectrum_sweep.py"
+SUMMARY = "spectrum_summary.json"
+FIGURES = ("spectrum_dynamics.png", "spectrum_sweep.png")
+MAX_DIM = 4096  # the DCT is a dense d x d product: d^2 work per step and configuration
+SWEEP_AXES = ("cutoff", "alpha", "dim")
+DIVERGENCE_POINTS = 24
+LOG_FLOOR = 1e-12  # R_s below this is rounding (or exactly 0, e.g. GD's closed form at cutoff 2)  # log-spaced checkpoints on which sweep runs are checked for divergence
+
+
+def build_parser() -> cli.Parser:
+    p = cli.Parser(
+        prog=PROG,
+        description="GD, signGD, Adam and RMSProp on a power-law spectrum sigma_k = scale (k+1)^-alpha "
+        "(k < cutoff; 0 above, the irrelevant band) in d dimensions: the irrelevant-band error over time, "
+        "and the final weight norm and R_a against the cutoff and alpha, beside GD's closed form.",
+    )
+    a = p.add_argument
+    a("--dim", type=cli.positive_int, default=64, help="dimension d (default: 64)")
+    a("--alpha", type=cli.nonnegative_float, default=1.0, help="power-law exponent (default: 1)")
+    a("--cutoff", type=cli.positive_int, default=16,
+      help="relevant frequencies k < cutoff; the other d - cutoff are irrelevant (default: 16)")
+    a("--scale", type=cli.positive_float, default=30.0,
+      help="sigma_0, the largest standard deviation (default: 30, so that lr sigma_0^2 = 0.9 for GD)")
+    a("--alphas", type=cli.float_list, default=(0.0, 0.5, 1.0, 1.5, 2.0),
+      help="alpha values of the sweep, at --cutoff (default: 0,0.5,1,1.5,2)")
+    a("--cutoffs", type=cli.float_list, default=(2, 4, 8, 16, 32, 48, 60),
+      help="cutoffs of the sweep, at --alpha (default: 2,4,8,16,32,48,60)")
+    a("--dims", type=cli.float_list, default=(16, 32, 64, 128, 256),
+      help="dimensions of the sweep, at --alpha with cutoff/d as --cutoff/--dim (default: 16,32,64,128,256)")
+    a("--targets", type=cli.positive_int, default=8,
+      help="targets and starts drawn per sweep point; the dynamics use the first (default: 8)")
+    a("--target-scale", type=cli.positive_float, default=1.0,
+      help="w~*_k ~ N(0, target_scale^2) on the relevant band, 0 on the irrelevant one (default: 1)")
+    a("--init-scale", type=cli.nonnegative_float, default=0.01,
+      help="w~(0)_k ~ N(0, init_scale^2) on every frequency (default: 0.01)")
+    a("--steps", type=cli.positive_int, default=10_000, help="iterations (default: 10000)")
+    a("--lr", type=cli.positive_float, default=1e-3, help="learning rate, shared by all optimizers (default: 0.001)")
+    a("--optimizers", type=cli.name_list(OPTIMIZERS), default=OPTIMIZERS,
+      help=f"comma list from {','.join(OPTIMIZERS)} (default: all)")
+    a("--hparam", action="append", default=[], metavar="OPT.NAME=VALUE",
+      help="override an optimizer hyper-parameter, e.g. adam.b1=0 (repeatable); defaults match PyTorch")
+    a("--seeds", type=cli.positive_int, default=4,
+      help="seeds of the dynamics run (batches; identical with the population gradient) (default: 4)")
+    a("--seed", type=cli.nonnegative_int, default=0,
+      help="base seed: targets, starts and batches derive from it (default: 0)")
+    a("--batch-size", type=cli.nonnegative_int, default=0,
+      help="samples per batch n for the dynamics run; 0 uses the exact population gradient (default: 0)")
+    a("--mode", choices=("online", "fixed"), default="online",
+      help="with --batch-size > 0: fresh batches every step, or one reused training set (default: online)")
+    a("--sampler", choices=SAMPLERS, default="wishart", help="batch sampler (default: wishart)")
+    a("--eps", type=cli.nonnegative_float, default=math.sqrt(2.0), help="l2 adversary budget (default: sqrt(2))")
+    a("--record-points", type=cli.positive_int, default=200, help="log-spaced record points (default: 200)")
+    a("--x64", action="store_true", help="compute in float64 (default: float32)")
+    a("--out", default="figures", help=f"output folder for {SUMMARY} and spectrum_*.png (default: figures/)")
+    a("--no-plots", action="store_true", help=f"write {SUMMARY} only")
+    a("--quiet", action="store_true", help="no progress line")
+    return p
+
+
+def _int_list(values: Sequence[float], flag: str, lo: int, hi: int) -> tuple[int, ...]:
+    """Distinct integers in ``[lo, hi]``, sorted."""
+    out = []
+    for v in values:
+        if v != int(v) or not lo <= v <= hi:
+            raise cli.UsageError(f"{flag}: {v:g} is not an integer in [{lo}, {hi}]")
+        out.append(int(v))
+    if len(set(out)) != len(out):
+        raise cli.UsageError(f"{flag}: repeats a value")
+    return tuple(sorted(out))
+
+
+def validate(args) -> None:
+    """Cross-flag checks; raises :class:`cli.UsageError` naming the flag."""
+    if args.dim < 2:
+        raise cli.UsageError("--dim: must be >= 2")
+    if args.dim > MAX_DIM:
+        raise cli.UsageError(f"--dim: at most {MAX_DIM}")
+    args.cutoff = _int_list([args.cutoff], "--cutoff", 1, args.dim)[0]
+    args.cutoffs = _int_list(args.cutoffs, "--cutoffs", 1, args.dim)
+    args.dims = _int_list(args.dims, "--dims", 2, MAX_DIM)
+    if any(a < 0 for a in args.alphas):
+        raise cli.UsageError("--alphas: entries must be >= 0")
+    if len(set(args.alphas)) != len(args.alphas):
+        raise cli.UsageError("--alphas: repeats a value")
+    args.alphas = tuple(sorted(args.alphas))
+    cli.check_gradient_flags(args)
+    args.hparams = cli.parse_hparams(args.hparam, args.optimizers)
+    cli.check_out_dir(args.out)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    return cli.run_script(argv, build_parser(), validate, run, PROG)
+
+
+# --------------------------------------------------------------------------
+# Configurations.
+
+
+def draw_model(key, d: int, alpha: float, cutoff: int, scale: float, target_scale: float, init_scale: float,
+               dtype) -> SignalModel:
+    """A power-law model with ``w~*`` drawn on its relevant band and a Gaussian start.
+
+    The draws depend on ``key`` only, not on ``alpha`` or ``cutoff``, so the
+    sweep compares spectra on the same targets (nested across cutoffs).
+    """
+    k_star, k_init = jax.random.split(key)
+    spectrum = powerlaw_spectrum(d, alpha, cutoff, scale, dtype)
+    w0 = init_scale * jax.random.normal(k_init, (d,), dtype)
+    return SignalModel(spectrum, draw_w_star_freq(k_star, spectrum, target_scale), w0)
+
+
+def target_keys(seed: int, targets: int):
+    """Key of target ``j``: ``fold_in(key(seed), j)`` (disjoint from the batch stream's seeds' use)."""
+    base = jax.random.fold_in(jax.random.key(seed), 2**31 - 2)
+    return [jax.random.fold_in(base, j) for j in range(targets)]
+
+
+def stack_models(models: Sequence[SignalModel]) -> SignalModel:
+    return SignalModel(*(jnp.stack(leaves) for leaves in zip(*models)))
+
+
+def irrelevant_norm(e_freq, spectrum) -> np.ndarray:
+    """``||e~_I||``, the error's norm on the irrelevant band, over the last axis."""
+    irr = np.asarray(irrelevant_mask(jnp.asarray(spectrum)))
+    return np.linalg.norm(np.where(irr, np.asarray(e_freq, np.float64), 0.0), axis=-1)
+
+
+# --------------------------------------------------------------------------
+# The sweep: every configuration of an optimizer in one compiled program.
+
+
+class SweepPoint(NamedTuple):
+    """One point of a sweep axis: its ``value`` and the configuration it runs."""
+
+    axis: str
+    value: float
+    dim: int
+    alpha: float
+    cutoff: int
+
+
+def sweep_points(args) -> list[SweepPoint]:
+    """The cutoff axis at ``--alpha``; the alpha axis at ``--cutoff``; the
+    dimension axis at ``--alpha`` with ``cutoff / d`` as in ``--cutoff / --dim``."""
+    frac = args.cutoff / args.dim
+    return ([SweepPoint("cutoff", c, args.dim, args.alpha, c) for c in args.cutoffs]
+            + [SweepPoint("alpha", a, args.dim, a, args.cutoff) for a in args.alphas]
+            + [SweepPoint("dim", d, d, args.alpha, max(1, round(frac * d))) for d in args.dims])
+
+
+class SweepRuns(NamedTuple):
+    """Final weights of one sweep point, over its targets.
+
+    Attributes:
+      models: the ``targets`` models, stacked.
+      w_freq: optimizer -> ``(targets, d)`` final weights.
+      diverged: optimizer -> ``(targets,)``.
+      gd_closed_form: ``(targets, d)`` GD's closed form at the final step.
+    """
+
+    models: SignalModel
+    w_freq: dict
+    diverged: dict
+    gd_closed_form: np.ndarray
+
+
+def run_sweep(points: Sequence[SweepPoint], make, keys, args) -> list[SweepRuns]:
+    """Runs every point and target; one compiled program per optimizer and dimension."""
+    grid = log_grid(args.steps, DIVERGENCE_POINTS)
+    out: list = [None] * len(points)
+    for d in sorted({p.dim for p in points}):
+        idx = [i for i, p in enumerate(points) if p.dim == d]
+        models = stack_models([make(k, d, points[i].alpha, points[i].cutoff) for i in idx for k in keys])
+        w_final, bad = {}, {}
+        for name in args.optimizers:
+            hp = args.hparams.get(name, {})
+            w = jax.jit(jax.vmap(lambda m: population_run(name, m, args.lr, grid, hp)))(models)  # (n, T, d)
+            bad[name] = diverged(w, models)
+            w_final[name] = np.asarray(w[:, -1], np.float64)
+        gd = np.asarray(jax.vmap(lambda m: gd_error(m, args.lr)(args.steps))(models) + models.w_star_freq,
+                        np.float64)
+        n = len(keys)
+        for j, i in enumerate(idx):
+            sl = slice(j * n, (j + 1) * n)
+            out[i] = SweepRuns(SignalModel(*(leaf[sl] for leaf in models)),
+                               {k: v[sl] for k, v in w_final.items()}, {k: v[sl] for k, v in bad.items()}, gd[sl])
+    return out
+
+
+def final_stats(w_final: np.ndarray, keep: np.ndarray, models: SignalModel, eps: float) -> dict:
+    """Mean and std over targets of the final values of one point.
+
+    ``weight_norm_ratio`` is ``||w|| / ||w~*||`` and ``adversarial_risk_ratio``
+    is ``R_a(w) / R_a(w~*)``. Diverged runs (``~keep``) are left out; with
+    every run diverged the values are ``None``.
+    """
+    c = risk_curves(jnp.asarray(w_final), models, eps)
+    values = {k: np.asarray(v, np.float64) for k, v in c._asdict().items()}
+    values["irrelevant_norm"] = irrelevant_norm(w_final - np.asarray(models.w_star_freq), models.spectrum)
+    # Relative to the target itself (R_s = 0, so R_a(w~*) = eps^2 ||w~*||^2 / 2): targets of
+    # different norms (across cutoffs and dimensions) become comparable.
+    target = risk_curves(models.w_star_freq, models, eps)
+    values["weight_norm_ratio"] = values["weight_norm"] / np.asarray(target.weight_norm, np.float64)
+    values["adversarial_risk_ratio"] = values["adversarial_risk"] / np.asarray(target.adversarial_risk, np.float64)
+    return {**{k: mean_std(v, keep) for k, v in values.items()}, "diverged": int((~keep).sum())}
+
+
+def sweep_summary(points: Sequence[SweepPoint], runs: Sequence[SweepRuns], args, gd_stable: bool) -> dict:
+    """``{axis: {values, dim, alpha, cutoff, irrelevant, optimizers: {name: {key: {mean: [], std: []}}},
+    gd_closed_form}}``: per-point lists along each axis."""
+    out = {}
+    for axis in SWEEP_AXES:
+        sel = [(p, r) for p, r in zip(points, runs) if p.axis == axis]
+        entry = {"values": [p.value for p, _ in sel], "dim": [p.dim for p, _ in sel],
+                 "alpha": [p.alpha for p, _ in sel], "cutoff": [p.cutoff for p, _ in sel],
+                 "irrelevant": [p.dim - p.cutoff for p, _ in sel]}
+        per_point = {name: [final_stats(r.w_freq[name], ~r.diverged[name], r.models, args.eps) for _, r in sel]
+                     for name in args.optimizers}
+        if gd_stable:
+            per_point["gd_closed_form"] = [final_stats(r.gd_closed_form, np.ones(len(r.gd_closed_form), bool),
+                                                       r.models, args.eps) for _, r in sel]
+        entry["optimizers"] = {name: _transpose(stats) for name, stats in per_point.items() if name != "gd_closed_form"}
+        entry["gd_closed_form"] = _transpose(per_point["gd_closed_form"]) if gd_stable else None
+        out[axis] = entry
+    return out
+
+
+def _transpose(stats: Sequence[dict]) -> dict:
+    """A list of per-point ``{key: {mean, std}}`` as ``{key: {mean: [...], std: [...]}}``."""
+    out = {}
+    for key, first in stats[0].items():
+        if isinstance(first, dict):
+            out[key] = {"mean": [s[key]["mean"] for s in stats], "std": [s[key]["std"] for s in stats]}
+        else:
+            out[key] = [s[key] for s in stats]
+    return out
+
+
+# --------------------------------------------------------------------------
+# The run.
+
+
+def run(args, t_start: float) -> int:
+    dtype = jnp.float64 if args.x64 else jnp.float32
+    keys = target_keys(args.seed, args.targets)
+    make = lambda key, d, alpha, cutoff: draw_model(key, d, alpha, cutoff, args.scale, args.target_scale,
+                                                    args.init_scale, dtype)
+    model = make(keys[0], args.dim, args.alpha, args.cutoff)
+    mode = "population" if args.batch_size == 0 else args.mode
+    stable = bool(gd_is_stable(model.spectrum, args.lr))
+    max_lr = float(gd_max_stable_lr(model.spectrum))
+    gd_condition = (f"GD is stable iff 0 < lr * scale^2 < 2, i.e. lr < {max_lr:.6g}; "
+                    f"here lr * scale^2 = {args.lr * args.scale ** 2:.6g}")
+
+    # Dynamics of one configuration, through the engine.
+    t_sim = time.perf_counter()
+    optimizers = {n: make_optimizer(n, args.lr, **args.hparams.get(n, {})) for n in args.optimizers}
+    oracle = make_oracle(mode, model.spectrum, args.batch_size, args.sampler)
+    grid = log_grid(args.steps, args.record_points)
+    traj = simulate(make_simulation(optimizers, oracle), model, seed_keys(args.seeds, args.seed), grid,
+                    progress=cli.Progress(PROG, quiet=args.quiet))
+    w_freq = np.asarray(traj.w_freq, np.float64)  # (seeds, k, T, d)
+    keep_all = ~diverged(jnp.asarray(w_freq), model)  # (seeds, k)
+    t_sim = time.perf_counter() - t_sim
+    e_freq = w_freq - np.asarray(model.w_star_freq, np.float64)
+    gd_e = np.asarray(gd_error(model, args.lr)(jnp.asarray(grid, dtype)), np.float64)
+
+    dynamics, curves = {}, {}
+    for i, name in enumerate(traj.names):
+        keep = keep_all[:, i]
+        c = {k: np.asarray(v, np.float64) for k, v in risk_curves(jnp.asarray(w_freq[:, i], dtype), model,
+                                                                  args.eps)._asdict().items()}
+        c["irrelevant_norm"] = irrelevant_norm(e_freq[:, i], model.spectrum)
+        curves[name] = {k: v[keep] for k, v in c.items()}
+        curves[name]["abs_e_freq"] = np.abs(e_freq[keep, i, -1])
+        dynamics[name] = {
+            "final": {**{k: mean_std(v[:, -1], keep) for k, v in c.items()}, "diverged": int((~keep).sum())},
+        }
+    gd_curves = {k: np.asarray(v, np.float64) for k, v in risk_curves(
+        jnp.asarray(gd_e + np.asarray(model.w_star_freq), dtype), model, args.eps)._asdict().items()}
+    gd_curves["irrelevant_norm"] = irrelevant_norm(gd_e, model.spectrum)
+    gd_curves["abs_e_freq"] = np.abs(gd_e[-1])
+    if "gd" in dynamics and stable:
+        dynamics["gd"]["predicted"] = {k: float(v[-1]) for k, v in gd_curves.items() if k != "abs_e_freq"}
+
+    # The sweeps.
+    t_sweep = time.perf_counter()
+    points = sweep_points(args)
+    sweep = sweep_summary(points, run_sweep(points, make, keys, args), args, stable)
+    t_sweep = time.perf_counter() - t_sweep
+
+    summary = {
+        "config": config_dict(args, mode),
+        "dynamics": {"optimizers": dynamics,
+                     "w_star_norm": float(np.linalg.norm(np.asarray(model.w_star_freq, np.float64)))},
+        "sweep": sweep,
+        "theory": {"gd": {"stable": stable, "max_stable_lr": max_lr, "condition": gd_condition}},
+    }
+    print_table(summary, args)
+
+    t_plot = time.perf_counter()
+    if not args.no_plots:
+        os.makedirs(args.out, exist_ok=True)
+        plot_dynamics(os.path.join(args.out, FIGURES[0]), grid, curves, gd_curves if stable else None, args,
+                      np.asarray(model.spectrum), mode)
+        plot_sweep(os.path.join(args.out, FIGURES[1]), sweep, args)
+    t_plot = time.perf_counter() - t_plot
+    summary["timing"] = {"dynamics_s": t_sim, "sweep_s": t_sweep, "plots_s": t_plot,
+                         "total_s": time.perf_counter() - t_start}
+    os.makedirs(args.out, exist_ok=True)
+    cli.write_json(os.path.join(args.out, SUMMARY), summary)
+    if not args.quiet:
+        print(f"wrote {os.path.join(args.out, SUMMARY)}" + ("" if args.no_plots else ", " + ", ".join(FIGURES)) +
+              f" in {summary['timing']['total_s']:.1f} s", file=sys.stderr)
+    return 0
+
+
+def config_dict(args, mode: str) -> dict:
+    return {
+        "dim": args.dim, "spectrum": "powerlaw", "alpha": args.alpha, "cutoff": args.cutoff, "scale": args.scale,
+        "alphas": list(args.alphas), "cutoffs": list(args.cutoffs), "dims": list(args.dims), "targets": args.targets,
+        "target_scale": args.target_scale, "init_scale": args.init_scale, "steps": args.steps, "lr": args.lr,
+        "optimizers": list(args.optimizers),
+        "hparams": {n: {**DEFAULT_HYPERPARAMS[n], **args.hparams.get(n, {})} for n in args.optimizers},
+        "seeds": args.seeds, "seed": args.seed, "batch_size": args.batch_size, "mode": mode,
+        "sampler": args.sampler if mode != "population" else None, "eps": args.eps,
+        "record_points": args.record_points, "x64": args.x64, "dtype": "float64" if args.x64 else "float32",
+        **cli.environment(),
+    }
+
+
+def _pm(stat: dict) -> str:
+    return "diverged" if stat["mean"] is None else f"{stat['mean']:.4g} ± {stat['std']:.2g}"
+
+
+def print_table(summary: dict, args) -> None:
+    """The dynamics run's final values, then the sweep's ``R_a`` per point."""
+    d = summary["dynamics"]
+    rows = [("optimizer", "R_s", "||w||", "R_a", "||e~_I||", "GD closed form R_a", "diverged")]
+    for name, r in d["optimizers"].items():
+        f, p = r["final"], r.get("predicted")
+        rows.append((name, _pm(f["standard_risk"]), _pm(f["weight_norm"]), _pm(f["adversarial_risk"]),
+                     _pm(f["irrelevant_norm"]), f"{p['adversarial_risk']:.4g}" if p else "-",
+                     f"{f['diverged']}/{args.seeds}" + (" !" if f["diverged"] else "")))
+    _print_rows(rows)
+    print(f"||w~*|| = {d['w_star_norm']:.4g}; ||e~_I|| is the error on the {args.dim - args.cutoff} irrelevant "
+          "frequencies")
+    if not summary["theory"]["gd"]["stable"]:
+        print(summary["theory"]["gd"]["condition"])
+    for axis in SWEEP_AXES:
+        s = summary["sweep"][axis]
+        label, xs = axis_label(s, axis, args)
+        print(f"sweep: {label}; mean over {args.targets} targets of final R_a / R_a(w~*) | R_s")
+        rows = [(axis if axis != "cutoff" else "irrelevant",) + tuple(f"{x:g}" for x in xs)]
+        named = list(s["optimizers"].items())
+        if s["gd_closed_form"] is not None:
+            named.append(("GD closed", s["gd_closed_form"]))
+        for name, o in named:
+            rows.append((name,) + tuple("-" if m is None else f"{m:.3f} | {r:.2g}" for m, r in
+                                        zip(o["adversarial_risk_ratio"]["mean"], o["standard_risk"]["mean"])))
+        _print_rows(rows)
+
+
+def axis_label(s: dict, axis: str, args) -> tuple[str, list]:
+    """The x-axis label of a sweep axis and its values (irrelevant count for the cutoff)."""
+    if axis == "cutoff":
+        return f"irrelevant frequencies d - cutoff (d = {args.dim}, alpha = {args.alpha:g})", s["irrelevant"]
+    if axis == "alpha":
+        return f"alpha (d = {args.dim}, cutoff = {args.cutoff})", s["values"]
+    return f"dimension d (cutoff = d/{args.dim / args.cutoff:g}, alpha = {args.alpha:g})", s["values"]
+
+
+def _print_rows(rows) -> None:
+    widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
+    print("\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows))
+
+
+# --------------------------------------------------------------------------
+# Figures.
+
+
+def plot_dynamics(path, steps, curves, gd_curves, args, spectrum, mode) -> None:
+    from sims.plotting import LABELS, band, optimizer_color as color, plt, save_figure, time_axis
+
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.2))
+    panels = (("irrelevant_norm", "irrelevant-band error ||e~_I(t)||", "log"),
+              ("standard_risk", "standard risk R_s", "log"),
+              ("adversarial_risk", f"l2 adversarial risk R_a (eps = {args.eps:.3g})", "linear"))
+    for ax, (key, title, yscale) in zip(axes, panels):
+        for i, (name, c) in enumerate(curves.items()):
+            band(ax, steps, c[key], color(name, i), LABELS.get(name, name))
+        if gd_curves is not None:
+            ax.plot(steps, gd_curves[key], "k--", lw=1.0, label="GD closed form")
+        ax.set_title(title)
+        ax.set_yscale(yscale)
+        time_axis(ax, steps)
+    ax = axes[3]
+    k = np.arange(len(spectrum))
+    for i, (name, c) in enumerate(curves.items()):
+        if c["abs_e_freq"].shape[0]:
+            ax.plot(k, c["abs_e_freq"].mean(0), ".-", ms=3, lw=0.8, color=color(name, i), label=LABELS.get(name, name))
+    if gd_curves is not None:
+        ax.plot(k, gd_curves["abs_e_freq"], "k--", lw=1.0, label="GD closed form")
+    ax.axvspan(args.cutoff - 0.5, len(spectrum) - 0.5, color="0.9", zorder=0, label="irrelevant band")
+    ax.set_yscale("log")
+    top = max(float(np.max(c["abs_e_freq"], initial=0.0)) for c in curves.values())
+    if top > 0:  # converged frequencies reach 0 or 1e-30: show eight decades below the largest
+        ax.set_ylim(bottom=1e-8 * top)
+    ax.set_xlabel("frequency k")
+    ax.set_title(f"final |e~_k| at t = {args.steps}")
+    ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=8, loc="best")
+    axes[3].legend(fontsize=8, loc="best")
+    source = "population gradient" if mode == "population" else f"batch {args.batch_size} ({mode})"
+    fig.suptitle(f"d = {args.dim}, sigma_k = {args.scale:g} (k+1)^-{args.alpha:g} for k < {args.cutoff}, 0 above; "
+                 f"lr {args.lr:g}, {source}, {args.seeds} seeds (mean, band = min-max)")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_sweep(path, sweep, args) -> None:
+    from sims.plotting import LABELS, optimizer_color as color, plt, save_figure
+
+    keys = (("irrelevant_norm", "final ||e~_I||", "log"),
+            ("standard_risk", f"final R_s (mean; drawn at least {LOG_FLOOR:g})", "log"),
+            ("weight_norm_ratio", "final ||w|| / ||w~*||", "linear"),
+            ("adversarial_risk_ratio", f"final R_a / R_a(w~*)   (eps = {args.eps:.3g})", "linear"))
+    fig, axes = plt.subplots(3, 4, figsize=(20, 12))
+    for row, axis in enumerate(SWEEP_AXES):
+        s = sweep[axis]
+        label, xs = axis_label(s, axis, args)
+        xs = np.asarray(xs, np.float64)
+        for ax, (key, title, yscale) in zip(axes[row], keys):
+            for i, (name, o) in enumerate(s["optimizers"].items()):
+                m = np.array([np.nan if v is None else v for v in o[key]["mean"]])
+                style = dict(fmt="o-", ms=3, lw=1.2, capsize=2, color=color(name, i), label=LABELS.get(name, name))
+                if yscale == "log":  # a std band would cross 0; the floor keeps exact zeros visible
+                    ax.errorbar(xs, np.maximum(m, LOG_FLOOR), **style)
+                else:
+                    ax.errorbar(xs, m, yerr=[np.nan if v is None else v for v in o[key]["std"]], **style)
+            if s["gd_closed_form"] is not None:
+                gd = np.asarray(s["gd_closed_form"][key]["mean"], np.float64)
+                ax.plot(xs, np.maximum(gd, LOG_FLOOR) if yscale == "log" else gd, "k--", lw=1.0,
+                        label="GD closed form")
+            ax.set_yscale(yscale)
+            if axis == "dim":
+                ax.set_xscale("log", base=2)
+            ax.grid(True, alpha=0.3)
+            ax.set_xlabel(label)
+            ax.set_title(title)
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(f"sigma_k = {args.scale:g} (k+1)^-alpha for k < cutoff, 0 above; population gradient, lr {args.lr:g}, "
+                 f"t = {args.steps}\n"
+                 f"mean (± std on linear axes) over {args.targets} targets w~* ~ N(0, {args.target_scale:g}^2) on the relevant band")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
