@@ -49,8 +49,6 @@ many.
 """
 
 import functools
-import math
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -66,36 +64,14 @@ from sims.recording import every_step
 from theory import gd
 from theory.signal import SignalModel, make_model
 from theory.spectra import powerlaw_spectrum
+from theory.test_gd import T as LOOP_T, coord, freq_loop, kappa  # the shared loop and bound
 
 U = 2.0**-53
 D_MAX = 64  # hypothesis draws d in [2, D_MAX]
 STEPS = 64  # engine steps per run
-LOOP_T = 200  # frequency-loop steps
 BIG_D = 1024
 
 gd_error_at = jax.jit(lambda model, lr, t: gd.gd_error(model, lr)(t))
-
-
-def kappa(d: int) -> float:
-    """Per-step rounding of the engine relative to ``M`` (``theory/test_gd.py``)."""
-    beta = (2 * math.pi * d + 4) * U
-    return 6 * d * beta + (4 * d**1.5 + 5) * U
-
-
-@partial(jax.jit, static_argnames="steps")
-def freq_loop(e0, spectrum, lr, steps=LOOP_T):
-    """``e~(0..steps)`` of the plain loop ``e~ <- e~ - lr sigma^2 e~``."""
-    s2 = jnp.square(spectrum)
-
-    def body(e, _):
-        e = e - lr * s2 * e
-        return e, e
-
-    return jnp.concatenate([e0[None], jax.lax.scan(body, e0, None, length=steps)[1]])
-
-
-def coord(lo=-5.0, hi=5.0):
-    return st.floats(lo, hi, allow_nan=False, allow_subnormal=False)
 
 
 @st.composite
