@@ -217,12 +217,17 @@ class SweepRuns(NamedTuple):
 
 
 def run_sweep(points: Sequence[SweepPoint], make, keys, args) -> list[SweepRuns]:
-    """Runs every point and target; one compiled program per optimizer and dimension."""
+    """Runs every point and target; one compiled program per optimizer and dimension.
+
+    Points of different axes that share a configuration (the default point
+    lies on all three axes) run once.
+    """
     grid = log_grid(args.steps, DIVERGENCE_POINTS)
-    out: list = [None] * len(points)
+    config = lambda p: (p.dim, p.alpha, p.cutoff)
+    runs: dict = {}
     for d in sorted({p.dim for p in points}):
-        idx = [i for i, p in enumerate(points) if p.dim == d]
-        models = stack_models([make(k, d, points[i].alpha, points[i].cutoff) for i in idx for k in keys])
+        configs = list(dict.fromkeys(config(p) for p in points if p.dim == d))
+        models = stack_models([make(k, *c) for c in configs for k in keys])
         w_final, bad = {}, {}
         for name in args.optimizers:
             hp = args.hparams.get(name, {})
@@ -232,11 +237,11 @@ def run_sweep(points: Sequence[SweepPoint], make, keys, args) -> list[SweepRuns]
         gd = np.asarray(jax.vmap(lambda m: gd_error(m, args.lr)(args.steps))(models) + models.w_star_freq,
                         np.float64)
         n = len(keys)
-        for j, i in enumerate(idx):
+        for j, c in enumerate(configs):
             sl = slice(j * n, (j + 1) * n)
-            out[i] = SweepRuns(SignalModel(*(leaf[sl] for leaf in models)),
-                               {k: v[sl] for k, v in w_final.items()}, {k: v[sl] for k, v in bad.items()}, gd[sl])
-    return out
+            runs[c] = SweepRuns(SignalModel(*(leaf[sl] for leaf in models)),
+                                {k: v[sl] for k, v in w_final.items()}, {k: v[sl] for k, v in bad.items()}, gd[sl])
+    return [runs[config(p)] for p in points]
 
 
 def final_stats(w_final: np.ndarray, keep: np.ndarray, models: SignalModel, eps: float) -> dict:
