@@ -1,8 +1,20 @@
 """Command-line plumbing shared by the scripts: parsing, validation, output.
 
-Bad input gets one line on stderr naming the flag and the problem, and exit
-code 2, before anything is computed or written. Outputs are written
-atomically (a temporary file in the same folder, then ``os.replace``).
+The contract every script keeps:
+
+* **Bad input** gets one line on stderr naming the flag and the problem, and
+  exit code 2, before anything is computed or written; that includes runs
+  that cannot fit in memory (:func:`require_fits`) or would certainly take
+  days (:func:`require_time`).
+* **Progress** from the first second: :func:`stage` announces each stage
+  (compilation included), :class:`Progress` (tqdm) shows long ones with an
+  ETA; ``--quiet`` silences both.
+* **Outputs as a set**: a run writes into a temporary folder next to
+  ``--out`` (:class:`OutputSet`) and moves its files into place together at
+  the end, the summary last; an interrupted or failed run leaves nothing.
+* **Interrupts**: Ctrl-C and SIGTERM print one line and exit 130 or 143.
+* **JSON** never holds ``inf`` or ``NaN``: :func:`write_json` writes ``null``
+  and records why under ``"nonfinite"``.
 """
 
 from __future__ import annotations
@@ -11,6 +23,9 @@ import argparse
 import json
 import math
 import os
+import re
+import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -23,32 +38,83 @@ import optax
 from sims.optimizers import DEFAULT_HYPERPARAMS as OPT_HYPERPARAMS
 
 EXIT_USAGE = 2
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+#: Integer counts above this are refused by the parser (they would overflow
+#: int64 step counters long before any run could finish).
+MAX_COUNT = 2**53
+
+#: A run whose estimated memory exceeds this fraction of the machine's
+#: physical memory is refused before it starts.
+MEMORY_FRACTION = 0.5
+
+#: A run whose *lower bound* on run time exceeds this is refused.
+TIME_LIMIT_S = 24 * 3600.0
+
+#: Every script's default ``--out``: an untracked folder, so that running a
+#: script does not change the committed ``figures/`` (refresh those with
+#: ``--out figures``).
+DEFAULT_OUT = "results"
+
+_NEGATIVE = re.compile(r"^-(\d|\.\d)")
+
+_PROG = {"name": os.path.basename(sys.argv[0])}
 
 
 class UsageError(Exception):
     """A bad flag or setting; the message names the flag."""
 
 
+class Interrupted(Exception):
+    """SIGTERM, raised in the main thread like ``KeyboardInterrupt`` for SIGINT."""
+
+
 class Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are one line and exit code 2."""
+    """An ``ArgumentParser`` whose errors are one line and exit code 2.
+
+    Abbreviations are off: ``--lr`` never silently means ``--lr-grid``.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D102 - argparse API
         fail(message, prog=self.prog)
 
+    def parse_known_args(self, args=None, namespace=None):  # noqa: D102 - argparse API
+        # argparse reads a value such as ``-0.1,0.1`` as an option; glue it to its flag.
+        args = list(sys.argv[1:] if args is None else args)
+        glued = []
+        for tok in args:
+            if glued and glued[-1].startswith("--") and "=" not in glued[-1] and _NEGATIVE.match(tok):
+                glued[-1] = f"{glued[-1]}={tok}"
+            else:
+                glued.append(tok)
+        return super().parse_known_args(glued, namespace)
+
 
 def fail(message: str, prog: Optional[str] = None) -> None:
     """Prints ``prog: error: message`` on stderr and exits with code 2."""
-    prog = prog or os.path.basename(sys.argv[0])
+    prog = prog or _PROG["name"]
     print(f"{prog}: error: {message}", file=sys.stderr)
     sys.exit(EXIT_USAGE)
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted()
 
 
 def run_script(argv, parser: argparse.ArgumentParser, validate: Callable, run: Callable, prog: str) -> int:
     """The scripts' ``main``: parse, validate, then ``run(args, t_start)``.
 
     Bad input exits with code 2 before anything is computed; ``--x64``
-    switches JAX to float64 before the first array is made.
+    switches JAX to float64 before the first array is made. Ctrl-C and
+    SIGTERM end the run with one line and exit code 130 or 143; the
+    :class:`OutputSet` of the run has then written nothing.
     """
+    _PROG["name"] = prog
     args = parser.parse_args(argv)
     try:
         validate(args)
@@ -57,7 +123,21 @@ def run_script(argv, parser: argparse.ArgumentParser, validate: Callable, run: C
     t_start = time.perf_counter()
     if getattr(args, "x64", False):
         jax.config.update("jax_enable_x64", True)
-    return run(args, t_start)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        return run(args, t_start)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; nothing written", file=sys.stderr)
+        return EXIT_SIGINT
+    except Interrupted:
+        print(f"{prog}: terminated; nothing written", file=sys.stderr)
+        return EXIT_SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# --------------------------------------------------------------------------
+# Argument types.
 
 
 def finite_float(text: str) -> float:
@@ -86,10 +166,20 @@ def nonnegative_float(text: str) -> float:
 
 
 def _integer(text: str) -> int:
+    """An integer, also written as ``2e5`` or ``200_001``, at most :data:`MAX_COUNT`."""
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        try:
+            x = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not math.isfinite(x) or x != math.floor(x):
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        value = int(x)
+    if abs(value) > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{text!r} is too large (at most 2^53)")
+    return value
 
 
 def positive_int(text: str) -> int:
@@ -129,6 +219,54 @@ def name_list(choices: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
     return parse
 
 
+# --------------------------------------------------------------------------
+# Resource guards, checked before any computation.
+
+
+def memory_limit() -> float:
+    """Bytes a run may use: :data:`MEMORY_FRACTION` of physical memory."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return MEMORY_FRACTION * total
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1024 or unit == "PB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} PB"
+
+
+def _duration(s: float) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if s >= size:
+            return f"{s / size:.3g} {unit}"
+    return f"{s:.3g} s"
+
+
+def require_fits(flag: str, estimate_bytes: float, what: str) -> None:
+    """Refuses a run whose memory estimate exceeds :func:`memory_limit`.
+
+    Raises:
+      UsageError: naming ``flag``, the estimate and the limit.
+    """
+    limit = memory_limit()
+    if not estimate_bytes <= limit:
+        raise UsageError(f"{flag}: {what} needs about {_bytes(estimate_bytes)} of memory, "
+                         f"more than the limit of {_bytes(limit)} ({MEMORY_FRACTION:.0%} of this machine's)")
+
+
+def require_time(flag: str, estimate_s: float, what: str) -> None:
+    """Refuses a run whose lower bound on time exceeds :data:`TIME_LIMIT_S`.
+
+    Raises:
+      UsageError: naming ``flag``, the estimate and the limit.
+    """
+    if not estimate_s <= TIME_LIMIT_S:
+        raise UsageError(f"{flag}: {what} would take at least {_duration(estimate_s)}, "
+                         f"more than the limit of {_duration(TIME_LIMIT_S)}")
+
+
 def check_out_dir(path: str) -> str:
     """Checks that ``path`` is, or can be created as, a writable folder.
 
@@ -138,6 +276,8 @@ def check_out_dir(path: str) -> str:
     Raises:
       UsageError: naming ``--out``.
     """
+    if not path or not path.strip():
+        raise UsageError("--out: the output folder must not be empty")
     probe = path
     while not os.path.exists(probe):
         parent = os.path.dirname(os.path.abspath(probe))
@@ -154,71 +294,174 @@ def check_out_dir(path: str) -> str:
     return path
 
 
-def atomic_write(path: str, write: Callable[[str], None]) -> None:
-    """Calls ``write(tmp_path)`` then renames ``tmp_path`` to ``path``.
-
-    An interrupted run leaves either the old file or the new one, never half
-    of one.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the mode open() would
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+# --------------------------------------------------------------------------
+# Progress.
 
 
-def write_json(path: str, data: Any) -> None:
-    """Writes ``data`` as sorted, indented JSON, atomically."""
+def stage(message: str, quiet: bool = False) -> None:
+    """Announces a stage of the run on stderr (``prog: message``)."""
+    if not quiet:
+        print(f"{_PROG['name']}: {message}", file=sys.stderr, flush=True)
 
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True, allow_nan=False)
-            f.write("\n")
 
-    atomic_write(path, write)
+class _Lines:
+    """stderr for tqdm when it is not a terminal: each redraw becomes a whole line."""
+
+    def write(self, text: str) -> None:
+        text = text.replace("\r", "").strip("\n")
+        if text.strip():
+            print(text, file=sys.stderr, flush=True)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 class Progress:
-    """A one-line progress report with ETA on stderr.
+    """A tqdm bar on stderr for a long stage, with its ETA.
 
-    On a terminal the line is redrawn in place; otherwise a line is printed
-    about every 10%. Nothing is printed when ``quiet``, nor for runs that end
-    within ``delay`` seconds.
+    ``Progress(label, total, quiet)``; ``update(n)`` adds ``n`` units, or call
+    it as ``progress(done, total)`` (the engine's callback). A context
+    manager; nothing is shown when ``quiet``.
     """
 
-    def __init__(self, label: str, quiet: bool = False, delay: float = 2.0):
-        self.label, self.quiet, self.delay = label, quiet, delay
-        self.start = time.perf_counter()
-        self.tty = sys.stderr.isatty()
-        self.shown = False
-        self.next_decile = 1
+    def __init__(self, label: str, total: int, quiet: bool = False, unit: str = "step"):
+        from tqdm.auto import tqdm
 
-    def __call__(self, done: int, total: int) -> None:
-        if self.quiet:
-            return
-        elapsed = time.perf_counter() - self.start
-        if elapsed < self.delay and done < total:
-            return
-        frac = done / total if total else 1.0
-        eta = elapsed * (1 - frac) / frac if frac > 0 else float("nan")
-        line = f"{self.label}: {100 * frac:5.1f}% ({done}/{total} steps), {elapsed:.1f} s elapsed, ETA {eta:.1f} s"
-        if self.tty:
-            print("\r" + line, end="\n" if done >= total else "", file=sys.stderr, flush=True)
-            self.shown = True
-        elif frac * 10 >= self.next_decile or done >= total:
-            if self.shown or done < total or elapsed >= self.delay:
-                print(line, file=sys.stderr, flush=True)
-                self.shown = True
-            self.next_decile = int(frac * 10) + 1
+        tty = sys.stderr.isatty()
+        self.bar = tqdm(total=total, desc=f"{_PROG['name']}: {label}", unit=unit, unit_scale=True,
+                        disable=quiet, file=sys.stderr if tty else _Lines(), dynamic_ncols=True,
+                        leave=True, mininterval=0.5 if tty else 10.0)
+        self.done = 0
+
+    def update(self, n: int = 1) -> None:
+        self.bar.update(n)
+        self.done += n
+
+    def __call__(self, done: int, total: Optional[int] = None) -> None:
+        self.update(done - self.done)
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:  # interrupted: drop the bar, the one-line message follows
+            self.bar.leave = False
+        self.close()
+
+
+# --------------------------------------------------------------------------
+# Outputs.
+
+
+class OutputSet:
+    """A run's output files, written apart and moved into ``out_dir`` together.
+
+    Files are written into a temporary folder next to ``out_dir``
+    (``path(name)``). On a normal exit they are moved into ``out_dir`` with
+    SIGINT and SIGTERM held back, the summary last, so an interrupt leaves the
+    old set or the new one, never a mixture; on an exception or an interrupt
+    the temporary folder is removed and nothing is written.
+
+    Use::
+
+        with OutputSet(args.out) as outputs:
+            save_figure(fig, outputs.path("risks.png"))
+            write_json(outputs.path("summary.json"), {..., "files": outputs.files})
+    """
+
+    def __init__(self, out_dir: str):
+        self.out_dir = os.path.abspath(out_dir)
+        self.files: list[str] = []
+        self.tmp: Optional[str] = None
+
+    def __enter__(self) -> "OutputSet":
+        parent = os.path.dirname(self.out_dir)
+        os.makedirs(parent, exist_ok=True)
+        self.tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(self.out_dir)}.tmp-")
+        return self
+
+    def path(self, name: str) -> str:
+        """Where to write output ``name`` (a plain file name)."""
+        if os.path.basename(name) != name or not name:
+            raise ValueError(f"an output is a plain file name, got {name!r}")
+        if name not in self.files:
+            self.files.append(name)
+        return os.path.join(self.tmp, name)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self._commit()
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _commit(self) -> None:
+        held = {signal.SIGINT, signal.SIGTERM}
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        try:
+            os.makedirs(self.out_dir, exist_ok=True)
+            umask = os.umask(0)
+            os.umask(umask)
+            summaries = [f for f in self.files if f.endswith(".json")]
+            for name in [f for f in self.files if f not in summaries] + summaries:
+                src = os.path.join(self.tmp, name)
+                if os.path.exists(src):
+                    os.chmod(src, 0o666 & ~umask)
+                    os.replace(src, os.path.join(self.out_dir, name))
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _finite_json(data: Any, path: str, nonfinite: dict) -> Any:
+    """``data`` with every non-finite float replaced by ``None``; the reason
+    (``"inf"``, ``"-inf"`` or ``"nan"``) is recorded under its key path."""
+    if isinstance(data, dict):
+        return {k: _finite_json(v, f"{path}.{k}" if path else str(k), nonfinite) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite_json(v, f"{path}[{i}]", nonfinite) for i, v in enumerate(data)]
+    if isinstance(data, (float, np.floating)):
+        x = float(data)
+        if not math.isfinite(x):
+            nonfinite[path] = "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+            return None
+        return x
+    if isinstance(data, np.integer):
+        return int(data)
+    if isinstance(data, np.bool_):
+        return bool(data)
+    return data
+
+
+def write_json(path: str, data: Any) -> None:
+    """Writes ``data`` as sorted, indented JSON.
+
+    JSON has no ``inf`` or ``NaN``: such values are written as ``null`` and
+    listed under a top-level ``"nonfinite"`` key, ``{key path: "inf" | "-inf"
+    | "nan"}``, so that a ``null`` always has a reason.
+    """
+    nonfinite: dict = {}
+    clean = _finite_json(data, "", nonfinite)
+    if nonfinite and isinstance(clean, dict):
+        clean["nonfinite"] = nonfinite
+    with open(path, "w") as f:
+        json.dump(clean, f, indent=2, sort_keys=True, allow_nan=False)
+        f.write("\n")
+
+
+def print_rows(rows: Sequence[Sequence[str]]) -> None:
+    """A plain-text table on stdout: the first row is the header, columns left-aligned."""
+    widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
+    print("\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows))
+
+
+def wrote(outputs: OutputSet, t_start: float, quiet: bool) -> None:
+    """The closing ``wrote ... in X s`` line."""
+    if not quiet:
+        print(f"{_PROG['name']}: wrote {', '.join(outputs.files)} to {outputs.out_dir} "
+              f"in {time.perf_counter() - t_start:.1f} s", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------

@@ -26,11 +26,13 @@ from sims.engine import make_simulation, seed_keys, simulate
 from sims.metrics import diverged, mean_std, observed_signgd_phases, risk_curves
 from sims.optimizers import DEFAULT_HYPERPARAMS, OPTIMIZERS, make_optimizer
 from sims.oracles import make_oracle
+from sims.plotting import Band, plot_error_dynamics, plot_risks
+from sims.predictions import Prediction, fixed_set_hessians, predict
 from sims.recording import log_grid
 from sims.sampling import SAMPLERS
-from theory.gd import gd_error, gd_is_stable, gd_max_stable_lr
+from theory.gd import gd_is_stable, gd_max_stable_lr
 from theory.signal import SignalModel, make_model
-from theory.signgd import REASON_TEXT, Reason, signgd_error, signgd_phases, signgd_settled
+from theory.signgd import REASON_TEXT, Reason, signgd_phases, signgd_settled
 
 PROG = "linear_dynamics.py"
 PAPER = {"spectrum": (0.1, 0.05, 0.0), "w_star": (5.0, 10.0, 0.0), "w0": (0.01, -0.01, 0.02)}
@@ -74,7 +76,8 @@ def build_parser() -> cli.Parser:
     a("--w0", type=cli.float_list, default=PAPER["w0"],
       help="initial w~(0) in frequency coordinates (default: 0.01,-0.01,0.02)")
     a("--eps", type=cli.nonnegative_float, default=math.sqrt(2.0), help="l2 adversary budget (default: sqrt(2))")
-    a("--out", default="figures", help="output folder (default: figures/)")
+    a("--out", default=cli.DEFAULT_OUT,
+      help=f"output folder (default: {cli.DEFAULT_OUT}/; the README's figures are refreshed with --out figures)")
     a("--record-points", type=cli.positive_int, default=300,
       help="log-spaced record points (default: 300); every step up to ~2 t2 is recorded as well")
     a("--test-samples", type=cli.positive_int, default=10_000,
@@ -82,7 +85,7 @@ def build_parser() -> cli.Parser:
     a("--pgd-steps", type=cli.positive_int, default=20, help="steps of the PGD attack (default: 20)")
     a("--x64", action="store_true", help="compute in float64 (default: float32)")
     a("--no-plots", action="store_true", help="write summary.json only")
-    a("--quiet", action="store_true", help="no progress line")
+    a("--quiet", action="store_true", help="no progress or stage lines on stderr")
     return p
 
 
@@ -97,8 +100,28 @@ def validate(args) -> None:
     cli.check_gradient_flags(args)
     if args.batch_size == 0 and args.label_noise > 0:
         raise cli.UsageError("--label-noise: needs --batch-size > 0 (the population gradient has no noise)")
+    if not any(s > 0 for s in args.spectrum):
+        raise cli.UsageError("--spectrum: needs at least one relevant (non-zero) frequency; "
+                             "with none there is nothing to learn and every risk is constant")
     args.hparams = cli.parse_hparams(args.hparam, args.optimizers)
+    for flag, need, what in memory_estimates(args):
+        cli.require_fits(flag, need, what)
     cli.check_out_dir(args.out)
+
+
+def memory_estimates(args) -> list[tuple[str, float, str]]:
+    """``(flag, bytes, what)`` for each part of the run that grows with a flag."""
+    d, k = len(args.spectrum), len(args.optimizers)
+    points = args.record_points + min(args.steps, DENSE_STEPS_MAX) + 1
+    seeds = -(-args.seeds // 16) * 16
+    # float32 on the device, float64 copies of weights, errors and risk curves on the host
+    traj = seeds * k * points * d * (4 + 3 * 8)
+    flag = "--record-points" if args.record_points > args.seeds else "--seeds"
+    batch = 0 if args.batch_size == 0 or args.sampler == "wishart" else seeds * args.batch_size * d * 4 * 3
+    attack = seeds * args.test_samples * d * 4 * (PGD["restarts"] + 3) * k
+    return [(flag, traj, f"{args.seeds} seeds x {k} optimizers x {points} record points"),
+            ("--batch-size", batch, f"explicit batches of {args.batch_size} samples"),
+            ("--test-samples", attack, f"{args.test_samples} test samples per seed")]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -197,53 +220,48 @@ def run(args, t_start: float) -> int:
     sg = signgd_theory(model, args.lr)
     dense_until = min(2 * sg["t2"] + 10, DENSE_STEPS_MAX) if sg["applicable"] else 2000
     grid = record_grid(args.steps, args.record_points, dense_until)
+    keys = seed_keys(args.seeds, args.seed)
 
     t_sim = time.perf_counter()
-    progress = cli.Progress(PROG, quiet=args.quiet)
-    traj = simulate(make_simulation(optimizers, oracle), model, seed_keys(args.seeds, args.seed), grid,
-                    progress=progress)
+    cli.stage(f"compiling and simulating {args.seeds} seeds x {len(optimizers)} optimizers, "
+              f"{args.steps} steps ({mode} gradient)", args.quiet)
+    with cli.Progress("simulation", int(grid[-1]), args.quiet) as progress:
+        traj = simulate(make_simulation(optimizers, oracle), model, keys, grid, progress=progress)
     w_freq = np.asarray(traj.w_freq, np.float64)  # (seeds, k, T, d)
     t_sim = time.perf_counter() - t_sim
-    e_freq = w_freq - np.asarray(args.w_star)
+    w_star = np.asarray(args.w_star, np.float64)
+    e_freq = w_freq - w_star
     steps = traj.steps
 
-    # Closed forms on the grid and at the end.
-    gd_e = np.asarray(gd_error(model, args.lr)(jnp.asarray(steps, dtype)), np.float64)
-    gd_curves = {k: np.asarray(v) for k, v in risk_curves(jnp.asarray(gd_e + np.asarray(args.w_star), dtype),
-                                                        model, args.eps)._asdict().items()}
-    predicted = {}
-    if stable:
-        predicted["gd"] = final_values(gd_e[-1] + np.asarray(args.w_star), model, args.eps)
-    if sg["applicable"]:
-        if args.steps <= sg["t2"]:
-            e_pred = np.asarray(signgd_error(model, args.lr)(args.steps), np.float64)
-        elif args.steps >= sg["t_settled"]:  # up to sg["settled_bound"], O(lr)
-            e_pred = np.array(sg["e_freq_settled"])
-        else:
-            e_pred = None
-        if e_pred is not None:
-            predicted["signgd"] = final_values(e_pred + np.asarray(args.w_star), model, args.eps)
+    t_pred = time.perf_counter()
+    cli.stage(f"solving the predictions ({mode} gradient, float64)", args.quiet)
+    fixed_h = fixed_set_hessians(oracle, keys, spectrum) if mode == "fixed" else None
+    preds = {name: predict(name, mode, model, args.lr, steps, hparams=args.hparams.get(name, {}),
+                           batch_size=args.batch_size, fixed_hessians=fixed_h, label_noise=args.label_noise)
+             for name in traj.names}
+    t_pred = time.perf_counter() - t_pred
 
     keep_all = ~diverged(jnp.asarray(w_freq), model)  # (seeds, k): a seed is kept per optimizer
-    results, kept, curves = {}, {}, {}
+    results, errors, curves, pred_curves = {}, {}, {}, {}
     for i, name in enumerate(traj.names):
-        w = w_freq[:, i]
         keep = keep_all[:, i]
-        bad = ~keep
-        c = risk_curves(jnp.asarray(w, dtype), model, args.eps)
-        c = {k: np.asarray(v, np.float64) for k, v in c._asdict().items()}
-        kept[name] = e_freq[keep, i]
-        curves[name] = {k: v[keep] for k, v in c.items()}
+        c = {k: np.asarray(v, np.float64) for k, v in risk_curves(jnp.asarray(w_freq[:, i], dtype), model,
+                                                                  args.eps)._asdict().items()}
+        errors[name] = error_bands(e_freq[keep, i], spectrum)
+        curves[name] = {k: Band.of(v[keep]) for k, v in c.items()}
+        p = preds[name]
+        pred_curves[name] = None if p.e_freq is None else predicted_curves(p.e_freq, model, args.eps)
         results[name] = {
             "final": {
                 **{k: mean_std(v[:, -1], keep) for k, v in c.items()},
                 "e_freq": [float(x) for x in e_freq[keep, i, -1].mean(0)] if keep.any() else None,
-                "diverged": int(bad.sum()),
+                "diverged": int((~keep).sum()),
             },
-            "predicted": predicted.get(name),
+            "predicted": predicted_values(p, model, args.eps),
         }
 
-    theory = {"gd": {"stable": stable, "max_stable_lr": max_lr, "condition": gd_reason}, "signgd": sg}
+    theory = {"gd": {"stable": stable, "max_stable_lr": max_lr, "condition": gd_reason}, "signgd": sg,
+              "solve_s": {name: p.solve_s for name, p in preds.items()}}
     if "signgd" in traj.names and sg["applicable"] and spectrum.size == 3:
         i = traj.names.index("signgd")
         obs = observed_signgd_phases(steps, e_freq[keep_all[:, i], i], spectrum)
@@ -251,6 +269,7 @@ def run(args, t_start: float) -> int:
                           for k, v in obs.items()}
 
     t_emp = time.perf_counter()
+    cli.stage("empirical adversarial risk on fresh test samples (worst case and PGD)", args.quiet)
     key = jax.random.fold_in(jax.random.key(args.seed), 2**31 - 1)  # test data: disjoint from the seeds' streams
     emp = empirical_risks(key, w_freq[:, :, -1], keep_all, model, args.eps, args.test_samples, args.pgd_steps)
     empirical = {}
@@ -269,22 +288,65 @@ def run(args, t_start: float) -> int:
     }
     print_table(summary, args)
 
-    if not args.no_plots:
-        t_plot = time.perf_counter()
-        os.makedirs(args.out, exist_ok=True)
-        plot_all(args, steps, kept, curves, gd_e, gd_curves, sg, model, stable)
-        t_plot = time.perf_counter() - t_plot
-    else:
+    with cli.OutputSet(args.out) as outputs:
         t_plot = 0.0
-    summary["timing"] = {"simulate_s": t_sim, "empirical_s": t_emp, "plots_s": t_plot,
-                         "total_s": time.perf_counter() - t_start}
-    os.makedirs(args.out, exist_ok=True)
-    cli.write_json(os.path.join(args.out, "summary.json"), summary)
-    if not args.quiet:
-        print(f"wrote {os.path.join(args.out, 'summary.json')}" +
-              ("" if args.no_plots else ", error_dynamics.png, risks.png") +
-              f" in {summary['timing']['total_s']:.1f} s", file=sys.stderr)
+        if not args.no_plots:
+            cli.stage("plotting", args.quiet)
+            t_plot = time.perf_counter()
+            title = (f"d = {spectrum.size}, lr {args.lr:g}, "
+                     f"{'population gradient' if mode == 'population' else f'{mode} batches of {args.batch_size}'}, "
+                     f"{args.seeds} seeds")
+            phases = {"t1": sg["t1"], "t2": sg["t2"]} if sg["applicable"] and "signgd" in traj.names else None
+            plot_error_dynamics(outputs.path("error_dynamics.png"), steps, errors, spectrum,
+                                {n: mean_prediction(p) for n, p in preds.items()}, phases, title)
+            plot_risks(outputs.path("risks.png"), steps, curves, pred_curves, args.eps, title)
+            t_plot = time.perf_counter() - t_plot
+        summary["timing"] = {"simulate_s": t_sim, "predict_s": t_pred, "empirical_s": t_emp, "plots_s": t_plot,
+                             "total_s": time.perf_counter() - t_start}
+        summary_path = outputs.path("summary.json")
+        summary["files"] = list(outputs.files)
+        cli.write_json(summary_path, summary)
+    cli.wrote(outputs, t_start, args.quiet)
     return 0
+
+
+def error_bands(e_freq: np.ndarray, spectrum: np.ndarray) -> dict:
+    """Bands over seeds of ``e~`` ``(seeds, T, d)``: signed, absolute and per band norm."""
+    irrelevant = np.asarray(spectrum) == 0
+    return {"e_freq": Band.of(e_freq), "abs_e_freq": Band.of(np.abs(e_freq)),
+            "relevant_norm": Band.of(np.linalg.norm(e_freq[..., ~irrelevant], axis=-1)),
+            "irrelevant_norm": Band.of(np.linalg.norm(e_freq[..., irrelevant], axis=-1))}
+
+
+def mean_prediction(p: Prediction) -> Optional[np.ndarray]:
+    """``(T, d)`` predicted ``e~`` (the mean over seeds for a fixed set)."""
+    if p.e_freq is None:
+        return None
+    return p.e_freq.mean(0) if p.theory == "fixed_set" else p.e_freq
+
+
+def predicted_curves(e_freq: np.ndarray, model: SignalModel, eps: float) -> dict:
+    """R_s, ||w|| and R_a of a predicted ``e~`` ``([seeds,] T, d)`` (a fixed set: mean over seeds)."""
+    w = jnp.asarray(e_freq + np.asarray(model.w_star_freq, np.float64), model.spectrum.dtype)
+    c = {k: np.asarray(v, np.float64) for k, v in risk_curves(w, model, eps)._asdict().items()}
+    return {k: v.mean(0) if v.ndim == 2 else v for k, v in c.items()}
+
+
+def predicted_values(p: Prediction, model: SignalModel, eps: float) -> dict:
+    """The final predicted ``R_s``, ``||w||``, ``R_a`` and ``e~``, with the formula used."""
+    out = {"theory": p.theory, "applicable": p.applicable}
+    if not p.applicable:
+        return {**out, "reason": p.reason}
+    final = p.e_freq[..., -1, :]
+    w = final + np.asarray(model.w_star_freq, np.float64)
+    with jax.enable_x64(True):
+        m64 = make_model(*(np.asarray(v, np.float64) for v in model))
+        c = {k: np.asarray(v, np.float64) for k, v in risk_curves(jnp.asarray(w), m64, eps)._asdict().items()}
+    out.update({k: float(v.mean()) for k, v in c.items()})
+    out["e_freq"] = [float(x) for x in np.atleast_2d(final).mean(0)]
+    if p.theory == "fixed_set":  # one prediction per seed's training set
+        out["seeds_std"] = {k: float(v.std()) for k, v in c.items()}
+    return out
 
 
 def config_dict(args, mode: str) -> dict:
@@ -306,19 +368,29 @@ def _pm(stat: dict) -> str:
 
 def print_table(summary: dict, args) -> None:
     """One row per optimizer: simulated (mean ± std over seeds), predicted, relative error."""
-    rows = [("optimizer", "R_s", "||w||", "R_a", "R_a predicted", "rel. err", "e~_irrelevant", "diverged")]
     irrelevant = [k for k, s in enumerate(args.spectrum) if s == 0]
+    irr = "e~_" + ",".join(map(str, irrelevant)) if len(irrelevant) <= 3 else "||e~_I||"
+
+    def irrelevant_error(e):
+        if not e or not irrelevant:
+            return "-"
+        if len(irrelevant) > 3:
+            return f"{np.linalg.norm([e[k] for k in irrelevant]):.4g}"
+        return ",".join(f"{e[k]:.4g}" for k in irrelevant)
+
+    rows = [("optimizer", "R_s", "||w||", "R_a", "R_a predicted", irr, f"{irr} predicted", "theory", "diverged")]
     for name, r in summary["optimizers"].items():
         f, p = r["final"], r["predicted"]
-        ra = f["adversarial_risk"]["mean"]
-        pred = p["adversarial_risk"] if p else None
-        rel = f"{abs(ra - pred) / abs(pred):.2%}" if (p and ra is not None and pred) else "-"
-        e_irr = ",".join(f"{f['e_freq'][k]:.3g}" for k in irrelevant) if (f["e_freq"] and irrelevant) else "-"
+        ok = p["applicable"]
         rows.append((name, _pm(f["standard_risk"]), _pm(f["weight_norm"]), _pm(f["adversarial_risk"]),
-                     f"{pred:.4g}" if pred is not None else "-", rel, e_irr,
+                     f"{p['adversarial_risk']:.5g}" if ok else "-", irrelevant_error(f["e_freq"]),
+                     irrelevant_error(p.get("e_freq")) if ok else "-",
+                     p["theory"] if ok else f"{p['theory']} (not applicable)",
                      f"{f['diverged']}/{args.seeds}" + (" !" if f["diverged"] else "")))
-    widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
-    print("\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows))
+    cli.print_rows(rows)
+    for name, r in summary["optimizers"].items():
+        if not r["predicted"]["applicable"]:
+            print(f"{name}: no prediction ({r['predicted']['reason']})")
     th = summary["theory"]
     if any(r["final"]["diverged"] for r in summary["optimizers"].values()):
         print(f"diverged seeds are left out of the means and plots. {th['gd']['condition']}")
@@ -331,10 +403,10 @@ def print_table(summary: dict, args) -> None:
         print(f"signGD closed form: not applicable ({sg['reason']})")
     elif "observed" in sg:
         o = sg["observed"]
-        print("signGD phases       predicted   observed (mean ± std over seeds)")
+        print("signGD phases (d = 3 closed form, population)   predicted   observed (mean ± std over seeds)")
         for k, fmt in (("t1", "{:.0f}"), ("t2", "{:.0f}"), ("irrelevant_drift", "{:.4g}")):
             obs = "-" if o[k]["mean"] is None else f"{fmt.format(o[k]['mean'])} ± {o[k]['std']:.2g}"
-            print(f"  {k:<18}{fmt.format(sg[k]):<12}{obs}")
+            print(f"  {k:<46}{fmt.format(sg[k]):<12}{obs}")
     emp = summary["empirical"]
     if any(emp.values()):
         print("empirical R_a on fresh test samples (95% CI): worst-case l2 | PGD l2 | closed form")
@@ -343,22 +415,6 @@ def print_table(summary: dict, args) -> None:
                 w, g = e["worst_l2"], e["pgd_l2"]
                 print(f"  {name:<9}[{w['ci95'][0]:.6g}, {w['ci95'][1]:.6g}] | "
                       f"[{g['ci95'][0]:.6g}, {g['ci95'][1]:.6g}] | {e['closed_form']:.6g}")
-
-
-def plot_all(args, steps, kept, curves, gd_e, gd_curves, sg, model, stable) -> None:
-    from sims.plotting import plot_error_dynamics, plot_risks
-
-    title = (f"spectrum {tuple(args.spectrum)}, lr {args.lr:g}, "
-             f"{'population gradient' if args.batch_size == 0 else f'batch {args.batch_size} ({args.mode})'}, "
-             f"{args.seeds} seeds")
-    phases = None
-    if sg["applicable"] and "signgd" in kept:
-        t = np.arange(0, sg["t2"] + 1)
-        e = np.asarray(signgd_error(model, args.lr)(jnp.asarray(t, model.spectrum.dtype)), np.float64)
-        phases = {"t1": sg["t1"], "t2": sg["t2"], "steps": t, "e_freq": e}
-    plot_error_dynamics(os.path.join(args.out, "error_dynamics.png"), steps, kept, np.asarray(args.spectrum),
-                        gd_e if stable else None, phases, title)
-    plot_risks(os.path.join(args.out, "risks.png"), steps, curves, gd_curves if stable else None, args.eps, title)
 
 
 if __name__ == "__main__":

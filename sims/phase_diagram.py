@@ -64,6 +64,10 @@ SQRT2, SQRT3, SQRT_2_3 = math.sqrt(2.0), math.sqrt(3.0), math.sqrt(2.0 / 3.0)
 #: at t2 (theory.signgd.signgd_drift_first_order) plus sqrt(2/3) of phase-3 wobble.
 DRIFT_LR_BOUND = 2.0 * SQRT_2_3 + math.sqrt(6.0)
 MAX_CELL_STEPS = 1e10  # ~50M cell-steps/s on 2 CPU cores: a few minutes
+#: Memory per cell, host and device together: the cell's model, carry and
+#: observations, its sign flow (events x d), the summary arrays and figure
+#: data (measured: about 2.5 KB at 4096 cells; doubled for headroom).
+BYTES_PER_CELL = 5_000
 MAX_SCALES = 6  # one figure row each
 GD_T_MAX = 1e18  # GD at t = 1e18 is its limit to float64 precision for any spectrum here
 
@@ -149,9 +153,11 @@ def build_parser() -> cli.Parser:
     a("--horizon", type=_horizon, default=1.25,
       help="each cell runs to ceil(HORIZON * b) steps, b = sqrt3 |e~_0(0)|/lr + |e~_1(0)|/(sqrt2 lr) + 2 the "
       "step by which it has settled; >= 1 (default: 1.25)")
-    a("--out", default="figures", help=f"output folder for {SUMMARY} and phase_*.png (default: figures/)")
+    a("--out", default=cli.DEFAULT_OUT,
+      help=f"output folder for {SUMMARY} and phase_*.png (default: {cli.DEFAULT_OUT}/; "
+      "the README's figures are refreshed with --out figures)")
     a("--no-plots", action="store_true", help=f"write {SUMMARY} only")
-    a("--quiet", action="store_true", help="no final 'wrote ...' line on stderr")
+    a("--quiet", action="store_true", help="no progress or 'wrote ...' lines on stderr")
     return p
 
 
@@ -167,6 +173,8 @@ def validate(args) -> None:
     if cell_steps > MAX_CELL_STEPS:
         raise cli.UsageError(f"--grid/--lrs: the grid needs about {cell_steps:.2g} cell-steps "
                              f"(> {MAX_CELL_STEPS:.0e}, minutes of CPU); raise the smallest lr or shrink the grid")
+    cells = args.grid[0] * args.grid[1] * len(args.init_scale)
+    cli.require_fits("--grid", cells * BYTES_PER_CELL, f"a grid of {cells} cells")
     cli.check_out_dir(args.out)
 
 
@@ -760,22 +768,25 @@ def plot_slices(path: str, grid: Grid, c: dict, args) -> None:
 
 def run(args, t_start: float) -> int:
     grid = make_grid(args)
+    cells = grid.q.size * len(args.init_scale)
+    cli.stage(f"compiling and running {cells} cells (float64, one program)", args.quiet)
     res = simulate(grid, args)
     summary = {"config": config_dict(args), **summarize(res, grid, args)}
     print_table(summary)
-    t_plot = 0.0
-    os.makedirs(args.out, exist_ok=True)
-    if not args.no_plots:
-        t_plot = time.perf_counter()
-        plot_phase_diagram(os.path.join(args.out, FIGURES[0]), grid, res.cells, args)
-        plot_slices(os.path.join(args.out, FIGURES[1]), grid, res.cells, args)
-        t_plot = time.perf_counter() - t_plot
-    summary["timing"] = {"compile_s": res.compile_s, "grid_s": res.run_s, "plots_s": t_plot,
-                         "total_s": time.perf_counter() - t_start}
-    cli.write_json(os.path.join(args.out, SUMMARY), summary)
-    if not args.quiet:
-        print(f"wrote {os.path.join(args.out, SUMMARY)}" + ("" if args.no_plots else ", " + ", ".join(FIGURES))
-              + f" in {summary['timing']['total_s']:.1f} s", file=sys.stderr)
+    with cli.OutputSet(args.out) as outputs:
+        t_plot = 0.0
+        if not args.no_plots:
+            cli.stage("plotting", args.quiet)
+            t_plot = time.perf_counter()
+            plot_phase_diagram(outputs.path(FIGURES[0]), grid, res.cells, args)
+            plot_slices(outputs.path(FIGURES[1]), grid, res.cells, args)
+            t_plot = time.perf_counter() - t_plot
+        summary["timing"] = {"compile_s": res.compile_s, "grid_s": res.run_s, "plots_s": t_plot,
+                             "total_s": time.perf_counter() - t_start}
+        summary_path = outputs.path(SUMMARY)
+        summary["files"] = list(outputs.files)
+        cli.write_json(summary_path, summary)
+    cli.wrote(outputs, t_start, args.quiet)
     return 0
 
 

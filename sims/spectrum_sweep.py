@@ -53,6 +53,8 @@ from theory.spectra import draw_w_star_freq, powerlaw_spectrum
 PROG = "spectrum_sweep.py"
 SUMMARY = "spectrum_summary.json"
 FIGURES = ("spectrum_dynamics.png", "spectrum_sweep.png")
+#: The default --cutoffs as fractions of --dim.
+DEFAULT_CUTOFF_FRACTIONS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 3 / 4, 15 / 16)
 MAX_DIM = 4096  # the DCT is a dense d x d product: d^2 work per step and configuration
 SWEEP_AXES = ("cutoff", "alpha", "dim")
 DIVERGENCE_POINTS = 24
@@ -75,8 +77,9 @@ def build_parser() -> cli.Parser:
       help="sigma_0, the largest standard deviation (default: 30, so that lr sigma_0^2 = 0.9 for GD)")
     a("--alphas", type=cli.float_list, default=(0.0, 0.5, 1.0, 1.5, 2.0),
       help="alpha values of the sweep, at --cutoff (default: 0,0.5,1,1.5,2)")
-    a("--cutoffs", type=cli.float_list, default=(2, 4, 8, 16, 32, 48, 60),
-      help="cutoffs of the sweep, at --alpha (default: 2,4,8,16,32,48,60)")
+    a("--cutoffs", type=cli.float_list, default=None,
+      help="cutoffs of the sweep, at --alpha (default: d/32, d/16, d/8, d/4, d/2, 3d/4 and 15d/16 "
+      "rounded, which is 2,4,8,16,32,48,60 at d = 64)")
     a("--dims", type=cli.float_list, default=(16, 32, 64, 128, 256),
       help="dimensions of the sweep, at --alpha with cutoff/d as --cutoff/--dim (default: 16,32,64,128,256)")
     a("--targets", type=cli.positive_int, default=8,
@@ -103,7 +106,9 @@ def build_parser() -> cli.Parser:
     a("--eps", type=cli.nonnegative_float, default=math.sqrt(2.0), help="l2 adversary budget (default: sqrt(2))")
     a("--record-points", type=cli.positive_int, default=200, help="log-spaced record points (default: 200)")
     a("--x64", action="store_true", help="compute in float64 (default: float32)")
-    a("--out", default="figures", help=f"output folder for {SUMMARY} and spectrum_*.png (default: figures/)")
+    a("--out", default=cli.DEFAULT_OUT,
+      help=f"output folder for {SUMMARY} and spectrum_*.png (default: {cli.DEFAULT_OUT}/; "
+      "the README's figures are refreshed with --out figures)")
     a("--no-plots", action="store_true", help=f"write {SUMMARY} only")
     a("--quiet", action="store_true", help="no progress line")
     return p
@@ -128,6 +133,8 @@ def validate(args) -> None:
     if args.dim > MAX_DIM:
         raise cli.UsageError(f"--dim: at most {MAX_DIM}")
     args.cutoff = _int_list([args.cutoff], "--cutoff", 1, args.dim)[0]
+    if args.cutoffs is None:  # fractions of d, so that the default follows --dim
+        args.cutoffs = sorted({min(args.dim, max(1, round(args.dim * f))) for f in DEFAULT_CUTOFF_FRACTIONS})
     args.cutoffs = _int_list(args.cutoffs, "--cutoffs", 1, args.dim)
     args.dims = _int_list(args.dims, "--dims", 2, MAX_DIM)
     if any(a < 0 for a in args.alphas):
@@ -314,8 +321,10 @@ def run(args, t_start: float) -> int:
     optimizers = {n: make_optimizer(n, args.lr, **args.hparams.get(n, {})) for n in args.optimizers}
     oracle = make_oracle(mode, model.spectrum, args.batch_size, args.sampler)
     grid = log_grid(args.steps, args.record_points)
-    traj = simulate(make_simulation(optimizers, oracle), model, seed_keys(args.seeds, args.seed), grid,
-                    progress=cli.Progress(PROG, quiet=args.quiet))
+    cli.stage(f"compiling and running the dynamics (d = {args.dim}, {args.steps} steps)", args.quiet)
+    with cli.Progress("dynamics", int(grid[-1]), args.quiet) as progress:
+        traj = simulate(make_simulation(optimizers, oracle), model, seed_keys(args.seeds, args.seed), grid,
+                        progress=progress)
     w_freq = np.asarray(traj.w_freq, np.float64)  # (seeds, k, T, d)
     keep_all = ~diverged(jnp.asarray(w_freq), model)  # (seeds, k)
     t_sim = time.perf_counter() - t_sim
@@ -343,6 +352,7 @@ def run(args, t_start: float) -> int:
     # The sweeps.
     t_sweep = time.perf_counter()
     points = sweep_points(args)
+    cli.stage(f"sweeping {len(points)} points x {args.targets} targets x {len(args.optimizers)} optimizers", args.quiet)
     sweep = sweep_summary(points, run_sweep(points, make, keys, args), args, stable)
     t_sweep = time.perf_counter() - t_sweep
 
@@ -355,20 +365,20 @@ def run(args, t_start: float) -> int:
     }
     print_table(summary, args)
 
-    t_plot = time.perf_counter()
-    if not args.no_plots:
-        os.makedirs(args.out, exist_ok=True)
-        plot_dynamics(os.path.join(args.out, FIGURES[0]), grid, curves, gd_curves if stable else None, args,
-                      np.asarray(model.spectrum), mode)
-        plot_sweep(os.path.join(args.out, FIGURES[1]), sweep, args)
-    t_plot = time.perf_counter() - t_plot
-    summary["timing"] = {"dynamics_s": t_sim, "sweep_s": t_sweep, "plots_s": t_plot,
-                         "total_s": time.perf_counter() - t_start}
-    os.makedirs(args.out, exist_ok=True)
-    cli.write_json(os.path.join(args.out, SUMMARY), summary)
-    if not args.quiet:
-        print(f"wrote {os.path.join(args.out, SUMMARY)}" + ("" if args.no_plots else ", " + ", ".join(FIGURES)) +
-              f" in {summary['timing']['total_s']:.1f} s", file=sys.stderr)
+    with cli.OutputSet(args.out) as outputs:
+        t_plot = time.perf_counter()
+        if not args.no_plots:
+            cli.stage("plotting", args.quiet)
+            plot_dynamics(outputs.path(FIGURES[0]), grid, curves, gd_curves if stable else None, args,
+                          np.asarray(model.spectrum), mode)
+            plot_sweep(outputs.path(FIGURES[1]), sweep, args)
+        t_plot = time.perf_counter() - t_plot
+        summary["timing"] = {"dynamics_s": t_sim, "sweep_s": t_sweep, "plots_s": t_plot,
+                             "total_s": time.perf_counter() - t_start}
+        summary_path = outputs.path(SUMMARY)
+        summary["files"] = list(outputs.files)
+        cli.write_json(summary_path, summary)
+    cli.wrote(outputs, t_start, args.quiet)
     return 0
 
 

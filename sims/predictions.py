@@ -1,0 +1,168 @@
+"""The analytical prediction of every optimizer, in the gradient mode a run uses.
+
+THEORY.md sections 3 and 8. Each prediction is ``e~`` on the run's record
+grid (``tau = lr t``), solved in float64 whatever the run's precision:
+
+| optimizer | population | online (batch ``n``) | fixed training set |
+|---|---|---|---|
+| gd | ``closed_form`` (exact) | ``closed_form`` (the mean, exact) | ``fixed_set``: ``(I - lr H~_S)^t``, exact |
+| signgd | ``sign_flow`` | ``online_ode`` (``E[sign g_B]``) | ``fixed_set``: the sign flow on ``H~_S`` |
+| adam | ``adam_ode`` | ``online_ode`` (``g^2 + Var``) | ``fixed_set``: ``adam_ode`` on ``H~_S`` |
+| rmsprop | ``rmsprop_ode`` (start shift) | ``online_ode`` (``g^2 + Var``) | ``fixed_set``: ``rmsprop_ode`` on ``H~_S`` |
+
+A fixed training set is a population problem on its own ``H~_S``
+(section 8.4), so its predictions are per seed, from the very training sets
+the engine draws. Label noise moves the fixed set's minimiser away from
+``w*``; those runs get no prediction, with that reason.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sims.optimizers import DEFAULT_HYPERPARAMS
+from theory.adaptive_ode import adam_ode, ode_constants, rmsprop_ode
+from theory.gd import gd_error, gd_error_quadratic
+from theory.online_ode import online_signgd_ode
+from theory.quadratic import Quadratic, population_quadratic
+from theory.sign_flow import sign_flow, sign_flow_error
+from theory.signal import SignalModel, make_model
+
+#: The formula behind each (optimizer, gradient mode); ``fixed`` is always ``fixed_set``.
+THEORY_NAMES = {
+    ("gd", "population"): "closed_form", ("gd", "online"): "closed_form",
+    ("signgd", "population"): "sign_flow", ("signgd", "online"): "online_ode",
+    ("adam", "population"): "adam_ode", ("adam", "online"): "online_ode",
+    ("rmsprop", "population"): "rmsprop_ode", ("rmsprop", "online"): "online_ode",
+}
+#: Segments the sign flow may take (d = 3 needs 3 or 4; d = 64 about 30).
+MAX_EVENTS = 128
+
+
+class Prediction(NamedTuple):
+    """One optimizer's prediction on the record grid.
+
+    Attributes:
+      theory: the formula (:data:`THEORY_NAMES`, or ``fixed_set``).
+      e_freq: ``(T, d)`` errors on the grid, or ``(seeds, T, d)`` for a fixed
+        set; ``None`` when not applicable.
+      applicable: whether the prediction holds here.
+      reason: why not, when not.
+      solve_s: wall time of the solve (compilation included).
+    """
+
+    theory: str
+    e_freq: Optional[np.ndarray]
+    applicable: bool
+    reason: str
+    solve_s: float
+
+
+def _solve(name: str, quad: Quadratic, lr: float, hp: Mapping[str, float], tau: jax.Array, tau_max: float,
+           batch_size: int, population_h: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(e~ on tau, applicable)`` for one quadratic (vmap-able over ``quad``)."""
+    if name == "gd":
+        return gd_error_quadratic(quad, lr)(tau / lr), jnp.asarray(True)
+    if name == "signgd":
+        if batch_size:
+            p = online_signgd_ode(quad, batch_size, saveat_tau=tau, tau_max=tau_max)
+            return p.e_freq, p.applicable
+        flow = sign_flow(quad, max_events=MAX_EVENTS)
+        return sign_flow_error(flow)(tau), flow.applicable
+    extra = dict(batch_size=batch_size, population_hessian_freq=population_h if batch_size else None,
+                 saveat_tau=tau, tau_max=tau_max)
+    if name == "adam":
+        c = ode_constants(lr, b1=hp["b1"], b2=hp["b2"])
+        p = adam_ode(quad, c.c1, c.c2, hp["eps"], **extra)
+    else:
+        c = ode_constants(lr, decay=hp["decay"])
+        p = rmsprop_ode(quad, c.c2, hp["eps"], shift_lr=lr, **extra)
+    return p.e_freq, p.applicable
+
+
+def predict(
+    name: str,
+    mode: str,
+    model: SignalModel,
+    lr: float,
+    steps: np.ndarray,
+    *,
+    hparams: Optional[Mapping[str, float]] = None,
+    batch_size: int = 0,
+    fixed_hessians: Optional[np.ndarray] = None,
+    label_noise: float = 0.0,
+) -> Prediction:
+    """The prediction of optimizer ``name`` for a run in gradient ``mode``.
+
+    Args:
+      name: ``gd``, ``signgd``, ``adam`` or ``rmsprop``.
+      mode: ``population``, ``online`` or ``fixed``.
+      model: the signal model (any precision; solved in float64).
+      lr: the learning rate.
+      steps: ``(T,)`` the record grid.
+      hparams: the optimizer's hyper-parameters (default: PyTorch's).
+      batch_size: ``n`` of the online batches.
+      fixed_hessians: ``(seeds, d, d)`` each seed's ``H~_S`` (fixed mode).
+      label_noise: the labels' noise (fixed mode: no prediction if > 0).
+
+    Returns:
+      A :class:`Prediction`.
+    """
+    theory = "fixed_set" if mode == "fixed" else THEORY_NAMES[(name, mode)]
+    if mode == "fixed" and label_noise > 0:
+        return Prediction(theory, None, False, "label noise moves the training set's minimiser off w*", 0.0)
+    hp = {**DEFAULT_HYPERPARAMS[name], **dict(hparams or {})}
+    t0 = time.perf_counter()
+    with jax.enable_x64(True):
+        m64 = make_model(*(np.asarray(v, np.float64) for v in model))
+        tau = jnp.asarray(np.asarray(steps, np.float64) * lr)
+        tau_max = float(steps[-1]) * lr
+        pop = population_quadratic(m64)
+        n = batch_size if mode == "online" else 0
+        if mode == "fixed":
+            quads = Quadratic(jnp.asarray(fixed_hessians, jnp.float64),
+                              jnp.broadcast_to(m64.e0_freq, (len(fixed_hessians), m64.dim)))
+            solve = jax.jit(jax.vmap(lambda q: _solve(name, q, lr, hp, tau, tau_max, 0, pop.hessian_freq)))
+        else:
+            quads = pop
+            solve = jax.jit(lambda q: _solve(name, q, lr, hp, tau, tau_max, n, pop.hessian_freq))
+        e, ok = solve(quads)
+        e, ok = np.asarray(e, np.float64), bool(np.all(np.asarray(ok)))
+    solve_s = time.perf_counter() - t0
+    if not ok or not np.all(np.isfinite(e)):
+        why = {"sign_flow": "the sign flow did not converge within its event budget",
+               "closed_form": "non-finite closed form"}.get(theory, "the ODE solve failed or did not settle")
+        return Prediction(theory, None, False, why, solve_s)
+    return Prediction(theory, e, True, "", solve_s)
+
+
+def fixed_set_hessians(oracle: Any, keys: jax.Array, spectrum: np.ndarray) -> np.ndarray:
+    """Each seed's ``H~_S = X~^T X~ / n``, as the engine draws it.
+
+    The engine splits seed ``i``'s key into ``(data_key, stream_key)`` and
+    builds the fixed oracle's state from ``data_key``; the state holds ``S``
+    on the relevant band, which is padded with zeros here.
+
+    Returns:
+      ``(seeds, d, d)`` float64.
+    """
+    data_keys = jax.vmap(lambda k: jax.random.split(k)[0])(keys)
+    states = jax.vmap(oracle.init)(data_keys)
+    s_rel = np.asarray(states.factor, np.float64)  # (seeds, m, m)
+    rel = np.flatnonzero(np.asarray(spectrum) != 0)
+    d = len(spectrum)
+    h = np.zeros((s_rel.shape[0], d, d))
+    h[:, rel[:, None], rel[None, :]] = s_rel
+    return h
+
+
+def gd_population_error(model: SignalModel, lr: float, steps: np.ndarray) -> np.ndarray:
+    """GD's exact population ``e~`` on the grid, in float64 (THEORY.md section 3)."""
+    with jax.enable_x64(True):
+        m64 = make_model(*(np.asarray(v, np.float64) for v in model))
+        return np.asarray(gd_error(m64, lr)(jnp.asarray(steps, jnp.float64)), np.float64)
