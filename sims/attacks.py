@@ -29,7 +29,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from sims.balls import project_ball, steepest_direction, uniform_ball
+from sims.balls import pgd, steepest_direction
 from theory.signal import SignalModel, sample_freq, to_input
 
 Array = jax.Array
@@ -88,11 +88,9 @@ def worst_case_linf(w: Array, x: Array, y: Array, eps) -> Array:
 
 
 def _pgd_one(key, w, x, y, eps, steps, step_size, random_start, norm):
-    """PGD on one sample; ``norm`` is ``"l2"`` or ``"linf"`` (static)."""
-    delta0 = uniform_ball(key, w.shape, eps, norm, w.dtype) if random_start else jnp.zeros_like(w)
-    grad = jax.grad(lambda delta: sample_loss(w, x, y, delta))
-    body = lambda _, delta: project_ball(delta + step_size * steepest_direction(grad(delta), norm), eps, norm)
-    return jax.lax.fori_loop(0, steps, body, delta0)
+    """PGD on one sample's loss (:func:`sims.balls.pgd`), its last iterate; ``norm`` is static."""
+    loss = lambda delta: sample_loss(w, x, y, delta)
+    return pgd(loss, key, w.shape, eps, norm, steps, step_size, random_start, w.dtype).last
 
 
 def _pgd(key, w, x, y, eps, steps, step_size, random_start, norm, restarts=1):

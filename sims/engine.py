@@ -35,12 +35,16 @@ How it runs fast (``benchmarks/bench_engine.py`` has the numbers):
   see :mod:`sims.sampling`), materialised, and consumed by the inner loop.
   Drawing inside the step let XLA fuse the generator into each consumer,
   recomputing it for every optimizer and coordinate.
-* **Element-wise optimizers run on the batch directly.** An optax update
-  whose jaxpr is element-wise (``sgd``, ``sign_sgd``, ``adam``, ``rmsprop``;
-  checked by :func:`is_elementwise`) is applied to the ``(d, seeds)`` arrays
-  as they are, with scalar state (Adam's step count, identical across
-  seeds) shared, so e.g. Adam's bias correction is computed once per step
-  rather than once per seed. Any other optimizer is vmapped over seeds.
+* **Element-wise optimizers run on the batch directly.** An optimizer
+  declared element-wise (``make_simulation(..., elementwise=names)``; by
+  default the names of :data:`ELEMENTWISE`, i.e. ``gd``, ``signgd``,
+  ``adam`` and ``rmsprop`` of :func:`sims.optimizers.make_optimizer`) is
+  applied to the ``(d, seeds)`` arrays as they are, with scalar state
+  (Adam's step count, identical across seeds) shared, so e.g. Adam's bias
+  correction is computed once per step rather than once per seed. Any other
+  optimizer is vmapped over seeds. The declaration is a promise: the update
+  of a stacked array, with the scalar state shared, equals the vmapped
+  update (true of any update built from element-wise operations only).
 * **Sharding** is ``shard_map`` over a 1-D mesh of the seed axis: every
   device runs its seeds independently. Seeds are padded to a multiple of the
   device count.
@@ -49,24 +53,33 @@ How it runs fast (``benchmarks/bench_engine.py`` has the numbers):
 
 Steps run between record points inside a ``lax.scan`` over the grid, so
 memory is proportional to the grid (plus the state and one block of draws).
+
+Long runs. A gap between record points is run as segments of at most
+:data:`MAX_SEGMENT` ``= 2^31 - 1`` steps (the loop counters are int32; see
+:func:`split_gaps`), recording only at the grid's points. The step counter
+is 64 bits, two uint32 words ``(hi, lo)``, and the batch of step ``t`` comes
+from the key ``threefry2x32(stream_key, (t >> 32, t & (2^32 - 1)))``, which
+is ``fold_in(stream_key, t)`` for ``t < 2^32`` and stays distinct beyond
+(threefry is a bijection of the 64-bit counter), so random streams never
+repeat for ``t < 2^64``.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.extend import core as jcore
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from sims.oracles import GradientOracle
 from sims.recording import check_grid
-from sims.sampling import UNROLL_MAX_ENTRIES, fold_in_words, key_words
+from sims.optimizers import OPTIMIZERS
+from sims.sampling import UNROLL_MAX_ENTRIES, key_words, threefry_slots
 from theory.signal import SignalModel
 
 Array = jax.Array
@@ -83,6 +96,16 @@ SEED_MULTIPLE = 16
 BLOCK_DRAWS = 8192
 
 
+#: The longest segment run by one loop: loop counters are int32.
+MAX_SEGMENT = 2**31 - 1
+
+#: Optimizer names run on the seed-last batch directly (not vmapped) unless
+#: ``make_simulation`` is told otherwise: those of ``make_optimizer``, whose
+#: updates (``optax.sgd``, ``sign_sgd``, ``adam``, ``rmsprop``) are element-wise
+#: with scalar state shared by all seeds.
+ELEMENTWISE = frozenset(OPTIMIZERS)
+
+
 def auto_block(seeds_per_device: int) -> int:
     """The default block: ``BLOCK_DRAWS / seeds`` rounded to a power of 2 in ``[4, 64]``."""
     b = BLOCK_DRAWS / max(1, seeds_per_device)
@@ -90,11 +113,16 @@ def auto_block(seeds_per_device: int) -> int:
 
 
 class Simulation(NamedTuple):
-    """What to simulate: named optax optimizers and a gradient oracle (static)."""
+    """What to simulate: named optax optimizers and a gradient oracle (static).
+
+    ``elementwise[i]`` says that optimizer ``i`` runs on the seed-last batch
+    directly; otherwise it is vmapped over seeds.
+    """
 
     names: tuple[str, ...]
     optimizers: tuple[optax.GradientTransformation, ...]
     oracle: GradientOracle
+    elementwise: tuple[bool, ...] = ()
 
 
 class Trajectories(NamedTuple):
@@ -115,8 +143,32 @@ class Trajectories(NamedTuple):
         return self.w_freq[:, self.names.index(name)]
 
 
-def make_simulation(optimizers: Mapping[str, optax.GradientTransformation], oracle: GradientOracle) -> Simulation:
-    return Simulation(tuple(optimizers), tuple(optimizers.values()), oracle)
+def make_simulation(
+    optimizers: Mapping[str, optax.GradientTransformation],
+    oracle: GradientOracle,
+    elementwise: Optional[Iterable[str]] = None,
+) -> Simulation:
+    """Bundles named optimizers and an oracle.
+
+    Args:
+      optimizers: name -> optax transformation.
+      oracle: the gradient oracle (:mod:`sims.oracles`).
+      elementwise: names of the optimizers whose ``init`` and ``update`` are
+        element-wise with scalar state shared across seeds, so that they may
+        run on the stacked ``(d, seeds)`` arrays directly (faster); every
+        other optimizer is vmapped over seeds. Default: the names in
+        :data:`ELEMENTWISE` (those of :func:`sims.optimizers.make_optimizer`).
+        Pass ``()`` for a custom transformation under one of those names.
+
+    Raises:
+      ValueError: if ``elementwise`` names an optimizer that is not given.
+    """
+    names = tuple(optimizers)
+    chosen = ELEMENTWISE.intersection(names) if elementwise is None else frozenset(elementwise)
+    unknown = chosen.difference(names)
+    if unknown:
+        raise ValueError(f"elementwise names unknown optimizer(s) {sorted(unknown)}; have {list(names)}")
+    return Simulation(names, tuple(optimizers.values()), oracle, tuple(n in chosen for n in names))
 
 
 def seed_keys(seeds: Sequence[int] | int, base_seed: int = 0) -> Array:
@@ -126,47 +178,6 @@ def seed_keys(seeds: Sequence[int] | int, base_seed: int = 0) -> Array:
     """
     idx = np.arange(seeds) if isinstance(seeds, (int, np.integer)) else np.asarray(seeds)
     return jax.vmap(lambda i: jax.random.fold_in(jax.random.key(base_seed), i))(jnp.asarray(idx, jnp.uint32))
-
-
-# --------------------------------------------------------------------------
-# Element-wise optimizers.
-
-_ELEMENTWISE = frozenset(
-    """abs acos acosh add and asin asinh atan atan2 atanh cbrt ceil clamp convert_element_type copy copy_p
-    cos cosh digamma div eq erf erf_inv erfc exp exp2 expm1 floor ge gt integer_pow is_finite le lgamma log
-    log1p logistic lt max min mul ne neg nextafter not or pow reduce_precision rem round rsqrt select_n
-    shift_left shift_right_arithmetic shift_right_logical sign sin sinh sqrt square stop_gradient sub tan
-    tanh xor""".split()
-)
-_CALLS = frozenset(
-    "pjit jit closed_call core_call remat checkpoint custom_jvp_call custom_vjp_call custom_vjp_call_jaxpr".split()
-)
-
-
-def _jaxpr_is_elementwise(jaxpr) -> bool:
-    for eqn in jaxpr.eqns:
-        name = eqn.primitive.name
-        if name in _CALLS:
-            subs = [v for v in eqn.params.values() if isinstance(v, (jcore.Jaxpr, jcore.ClosedJaxpr))]
-            if not subs or not all(_jaxpr_is_elementwise(getattr(s, "jaxpr", s)) for s in subs):
-                return False
-        elif name == "broadcast_in_dim":
-            if eqn.invars[0].aval.shape != ():
-                return False
-        elif name not in _ELEMENTWISE:
-            return False
-    return True
-
-
-def is_elementwise(fn: Callable, *args) -> bool:
-    """Whether ``fn(*args)`` is built from element-wise primitives only
-    (scalars may broadcast). Such a function applied to a batch of parameter
-    arrays stacked on a new axis, with its scalar inputs shared, is the same
-    as the function vmapped over that axis, whenever the scalars agree."""
-    try:
-        return _jaxpr_is_elementwise(jax.make_jaxpr(fn)(*args).jaxpr)
-    except Exception:  # anything that does not trace on one seed: be safe
-        return False
 
 
 # --------------------------------------------------------------------------
@@ -205,7 +216,8 @@ class _State(NamedTuple):
     """All seeds (on one device), seed axis last.
 
     Attributes:
-      t: steps taken (int32 scalar, shared).
+      t: steps taken, shared: ``(2,)`` uint32 words ``(hi, lo)`` of a
+        64-bit counter (:func:`_advance`).
       stream: ``(2, seeds)`` threefry words of each seed's stream key.
       data: the oracle's fixed data, leaves ``(..., seeds)``.
       e: ``k`` arrays ``(d, seeds)``: the errors ``w - w*`` in input
@@ -238,14 +250,7 @@ def _make_plan(sim: Simulation, model: SignalModel, block: int) -> _Plan:
     d, dtype = model.dim, model.spectrum.dtype
     c = _dct_basis_np(d)
     w0_in = tuple(float(v) for v in np.asarray(model.w0_freq, np.float64) @ c)
-    w0 = jnp.asarray(w0_in, dtype)
-    elementwise = []
-    for opt in sim.optimizers:
-        ok = is_elementwise(opt.init, w0)
-        if ok:
-            st = opt.init(w0)
-            ok = is_elementwise(opt.update, w0, st, w0)
-        elementwise.append(ok)
+    elementwise = sim.elementwise or (False,) * len(sim.names)
     w_star_in = tuple(float(v) for v in np.asarray(model.w_star_freq, np.float64) @ c)
     w_star_freq = tuple(float(v) for v in np.asarray(model.w_star_freq))
     return _Plan(sim, d, dtype, w0_in, w_star_in, w_star_freq, tuple(elementwise), block)
@@ -264,7 +269,26 @@ def _init(plan: _Plan, keys: Array) -> _State:
         o.init(w0) if ew else jax.vmap(o.init, in_axes=-1, out_axes=-1)(w0)
         for o, ew in zip(sim.optimizers, plan.elementwise)
     )
-    return _State(jnp.zeros((), jnp.int32), key_words(stream_keys), data, (e0,) * len(sim.names), opt)
+    return _State(jnp.zeros((2,), jnp.uint32), key_words(stream_keys), data, (e0,) * len(sim.names), opt)
+
+
+def _advance(t: Array, n) -> Array:
+    """The 64-bit counter ``t`` (words ``(hi, lo)``, leading axis) plus ``n``
+    (uint32, broadcasting): ``lo`` wraps modulo ``2^32`` and carries into ``hi``."""
+    hi, lo = t[0], t[1]
+    new_lo = lo + jnp.asarray(n, jnp.uint32)
+    return jnp.stack(jnp.broadcast_arrays(hi + (new_lo < lo).astype(jnp.uint32), new_lo))
+
+
+def step_key_words(stream: Array, t: Array) -> Array:
+    """Key words ``(2, *batch)`` of step ``t``: ``threefry2x32(stream, (hi, lo))``.
+
+    ``stream``: ``(2, *batch)`` key words; ``t``: ``(2, ...)`` counter words
+    broadcasting against ``batch``. For ``t < 2^32`` (``hi = 0``) this is
+    ``jax.random.fold_in(stream_key, t)``; beyond, the 64-bit counter keeps
+    every step's key distinct.
+    """
+    return jnp.stack(threefry_slots(stream, t[0], t[1]))
 
 
 def _w_freq(plan: _Plan, e: tuple[Array, ...]) -> Array:
@@ -287,7 +311,7 @@ def _step(plan: _Plan, s: _State, grad_freq: Callable[[Array], Array]) -> _State
         upd, st = update(g, s.opt[i], s.e[i] + w_star)  # params: w (unused by sgd, adam, ...)
         es.append(optax.apply_updates(s.e[i], upd))
         opts.append(st)
-    return s._replace(t=s.t + 1, e=tuple(es), opt=tuple(opts))
+    return s._replace(t=_advance(s.t, 1), e=tuple(es), opt=tuple(opts))
 
 
 def _run_steps(plan: _Plan, s: _State, length: Array) -> _State:
@@ -301,8 +325,8 @@ def _run_steps(plan: _Plan, s: _State, length: Array) -> _State:
         block = plan.block
         offsets = jnp.arange(block, dtype=jnp.uint32)[:, None]
 
-        def step_keys(s):  # (2, block, seeds): fold_in(stream_key, t + b)
-            return fold_in_words(s.stream[:, None, :], s.t.astype(jnp.uint32) + offsets)
+        def step_keys(s):  # (2, block, seeds): the keys of steps t + b
+            return step_key_words(s.stream[:, None, :], _advance(s.t[:, None, None], offsets))
 
         def run_block(carry):
             s, left, kw = carry
@@ -327,7 +351,7 @@ def _run_steps(plan: _Plan, s: _State, length: Array) -> _State:
 
     # A generic oracle: ``grad`` vmapped over seeds with typed step keys.
     def grad_freq(s, e):
-        kw = fold_in_words(s.stream, s.t.astype(jnp.uint32))
+        kw = step_key_words(s.stream, s.t[:, None])
         keys = jax.random.wrap_key_data(kw.T, impl="threefry2x32")
         g = jax.vmap(oracle.grad, in_axes=(-1, 0, 2), out_axes=2)(s.data, keys, jnp.moveaxis(e, 0, 1))
         return jnp.moveaxis(g, 1, 0)
@@ -377,7 +401,59 @@ def _compile(plan: _Plan, devices: tuple, key_dtype, key_shape: tuple) -> _Compi
     return _Compiled(init, advance, NamedSharding(mesh, P("seeds")), specs)
 
 
-def simulate(
+class Segments(NamedTuple):
+    """A record grid as loop segments.
+
+    Attributes:
+      lengths: ``(J,)`` int32 steps of each segment, each in ``[1, max_segment]``.
+      record: ``(J,)`` bool, whether the segment ends on a grid point.
+    """
+
+    lengths: np.ndarray
+    record: np.ndarray
+
+
+def split_gaps(grid, max_segment: int = MAX_SEGMENT) -> Segments:
+    """Splits each gap of ``grid`` into segments of at most ``max_segment`` steps.
+
+    A gap ``g`` becomes ``ceil(g / max_segment)`` segments: full ones of
+    ``max_segment`` steps, then the rest; only its last segment records.
+    E.g. ``2^32 + 5 = 2 (2^31 - 1) + 7`` gives ``[2^31 - 1, 2^31 - 1, 7]``.
+
+    Args:
+      grid: a record grid (:func:`sims.recording.check_grid`).
+      max_segment: the longest segment, in ``[1, MAX_SEGMENT]``.
+    """
+    if not 1 <= max_segment <= MAX_SEGMENT:
+        raise ValueError(f"max_segment must be in [1, {MAX_SEGMENT}], got {max_segment}")
+    gaps = np.diff(check_grid(grid))  # int64
+    counts = -(-gaps // max_segment)  # ceil
+    lengths = np.full(int(counts.sum()), max_segment, np.int64)
+    ends = np.cumsum(counts) - 1  # index of each gap's last segment
+    lengths[ends] = gaps - (counts - 1) * max_segment
+    record = np.zeros(len(lengths), bool)
+    record[ends] = True
+    return Segments(lengths.astype(np.int32), record)
+
+
+class SeedsLast(NamedTuple):
+    """Recorded weights in the engine's layout, on the devices.
+
+    Attributes:
+      names: optimizer names, in the order of axis 1 of ``w_freq``.
+      steps: ``(T,)`` the record grid.
+      w_freq: ``(T, k, d, seeds_padded)`` weights in frequency coordinates,
+        seed axis last and sharded; seeds from ``n_seeds`` on are padding.
+      n_seeds: the number of seeds asked for.
+    """
+
+    names: tuple[str, ...]
+    steps: np.ndarray
+    w_freq: Array
+    n_seeds: int
+
+
+def simulate_seeds_last(
     sim: Simulation,
     model: SignalModel,
     keys: Array,
@@ -387,34 +463,20 @@ def simulate(
     progress: Optional[Callable[[int, int], None]] = None,
     devices: Optional[Sequence[jax.Device]] = None,
     block: Optional[int] = None,
-) -> Trajectories:
-    """Runs every seed and optimizer, recording ``w~`` on ``grid``.
-
-    Args:
-      sim: from :func:`make_simulation`.
-      model: the signal model (shared by all seeds).
-      keys: ``(seeds,)`` PRNG keys, e.g. from :func:`seed_keys`.
-      grid: record steps, from :mod:`sims.recording` (starts at 0).
-      chunks: the compiled scan runs in about this many calls, so that
-        ``progress`` can report; results do not depend on it.
-      progress: called as ``progress(steps_done, steps_total)`` after each chunk.
-      devices: devices to shard the seed axis over (default: all of
-        ``jax.devices()``). Seeds are padded to a multiple of
-        ``SEED_MULTIPLE`` per device.
-      block: steps whose batches are drawn at once (online Wishart); results
-        do not depend on it. Default: :func:`auto_block`.
-
-    Returns:
-      :class:`Trajectories` with ``w_freq`` of shape ``(seeds, k, T, d)``.
-    """
+    max_segment: int = MAX_SEGMENT,
+) -> SeedsLast:
+    """:func:`simulate`, returning the records in the engine's seed-last layout
+    (no transpose, no copy to the host); arguments as for :func:`simulate`."""
     grid = check_grid(grid)
     if block is not None and block < 1:
         raise ValueError(f"block must be >= 1, got {block}")
-    lengths = np.diff(grid).astype(np.int32)
-    per_chunk = max(1, math.ceil(len(lengths) / max(1, chunks)))
-    n_chunks = math.ceil(len(lengths) / per_chunk)
+    seg = split_gaps(grid, max_segment)
+    per_chunk = max(1, math.ceil(len(seg.lengths) / max(1, chunks)))
+    n_chunks = math.ceil(len(seg.lengths) / per_chunk)
     padded = np.zeros(n_chunks * per_chunk, np.int32)
-    padded[: len(lengths)] = lengths
+    padded[: len(seg.lengths)] = seg.lengths
+    record = np.zeros(n_chunks * per_chunk, bool)
+    record[: len(seg.record)] = seg.record
 
     devices = tuple(devices if devices is not None else jax.devices())
     n_seeds = keys.shape[0]
@@ -431,18 +493,66 @@ def simulate(
     except TypeError:  # unhashable pieces: compile without the cache
         comp = _compile.__wrapped__(*args)
 
-    state = comp.init(jax.device_put(keys, comp.sharding))
+    if comp.sharding.is_fully_addressable:
+        keys = jax.device_put(keys, comp.sharding)
+    else:  # several processes (jax.distributed): each places its devices' share of the same keys
+        keys = jax.make_array_from_callback(keys.shape, comp.sharding, lambda index: keys[index])
+    state = comp.init(keys)
     records = [_w_freq(plan, state.e)[None]]
     total, done = int(grid[-1]), 0
     for c in range(n_chunks):
-        chunk = padded[c * per_chunk : (c + 1) * per_chunk]
-        state, rec = comp.advance(state, jnp.asarray(chunk))
-        keep = min(per_chunk, len(lengths) - c * per_chunk)
-        records.append(rec[:keep])
-        done += int(chunk.sum())
+        part = slice(c * per_chunk, (c + 1) * per_chunk)
+        state, rec = comp.advance(state, jnp.asarray(padded[part]))
+        keep = np.flatnonzero(record[part])
+        if len(keep) == per_chunk:
+            records.append(rec)
+        elif len(keep) and keep[-1] == len(keep) - 1:  # a prefix (the last chunk's padding)
+            records.append(rec[: len(keep)])
+        elif len(keep):  # segments inside a long gap do not record
+            records.append(rec[keep])
+        done += int(padded[part].sum(dtype=np.int64))
         if progress is not None:
             jax.block_until_ready(state.e)
             progress(done, total)
-    w_freq = jnp.concatenate(records, axis=0)  # (T, k, d, seeds)
-    w_freq = jnp.transpose(w_freq, (3, 1, 0, 2))[:n_seeds]
-    return Trajectories(sim.names, grid, w_freq)
+    w_freq = jnp.concatenate(records, axis=0) if len(records) > 1 else records[0]  # (T, k, d, seeds)
+    return SeedsLast(sim.names, grid, w_freq, n_seeds)
+
+
+def simulate(
+    sim: Simulation,
+    model: SignalModel,
+    keys: Array,
+    grid,
+    *,
+    chunks: int = 64,
+    progress: Optional[Callable[[int, int], None]] = None,
+    devices: Optional[Sequence[jax.Device]] = None,
+    block: Optional[int] = None,
+    max_segment: int = MAX_SEGMENT,
+) -> Trajectories:
+    """Runs every seed and optimizer, recording ``w~`` on ``grid``.
+
+    Args:
+      sim: from :func:`make_simulation`.
+      model: the signal model (shared by all seeds).
+      keys: ``(seeds,)`` PRNG keys, e.g. from :func:`seed_keys`.
+      grid: record steps, from :mod:`sims.recording` (starts at 0). Gaps may
+        be of any length (:func:`split_gaps`).
+      chunks: the compiled scan runs in about this many calls, so that
+        ``progress`` can report; results do not depend on it.
+      progress: called as ``progress(steps_done, steps_total)`` after each chunk.
+      devices: devices to shard the seed axis over (default: all of
+        ``jax.devices()``). Seeds are padded to a multiple of
+        ``SEED_MULTIPLE`` per device.
+      block: steps whose batches are drawn at once (online Wishart); results
+        do not depend on it. Default: :func:`auto_block`.
+      max_segment: the longest run of steps in one loop (default and
+        maximum :data:`MAX_SEGMENT`); results do not depend on it.
+
+    Returns:
+      :class:`Trajectories` with ``w_freq`` of shape ``(seeds, k, T, d)``.
+    """
+    out = simulate_seeds_last(sim, model, keys, grid, chunks=chunks, progress=progress, devices=devices,
+                              block=block, max_segment=max_segment)
+    w_freq = jnp.transpose(out.w_freq, (3, 1, 0, 2))[: out.n_seeds]
+    return Trajectories(out.names, out.steps, w_freq)

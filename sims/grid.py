@@ -26,14 +26,13 @@ iteration without storing trajectories:
 * ``max_{t >= t2} |e~_2(t) - e~_2(t2)|``, the phase-3 deviation, which the
   theory bounds by ``sqrt(2/3) lr`` for ``sigma_1^2 <= sigma_0^2 / 3``;
 * the range of ``e~_1`` over ``t_window <= t <= steps``, to tell whether the
-  run has settled.
+  run has settled (``t_window``: typically ``theory.phase_bounds.settle_bound``).
 
 GD needs no iteration: ``theory.gd.gd_error`` is exact at any step.
 """
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import jax
@@ -81,22 +80,6 @@ class _Carry(NamedTuple):
     dev: Array
     e1_lo: Array
     e1_hi: Array
-
-
-def settle_bound(model: SignalModel, lr) -> Array:
-    """``sqrt3 |e~_0(0)| / lr + |e~_1(0)| / (sqrt2 lr) + 2``: a bound on the
-    step by which population signGD has settled (``e~_0`` near 0, ``e~_1``
-    near 0 or frozen, ``e~_2`` kept).
-
-    Every phase-1 or phase-2 step moves ``e~_0`` towards 0 by at least
-    ``lr / sqrt3``, so ``e~_0`` first changes sign by ``sqrt3 |e~_0(0)| / lr + 1``;
-    after that, for ``q <= 1/3``, ``e~_1`` settles within
-    ``ceil(|e~_1(t2)| / (sqrt2 lr))`` steps (``theory.signgd.signgd_settled``),
-    and ``|e~_1(t2)| <= |e~_1(0)|``. For ``q > 1/3`` it is a heuristic, which
-    :func:`signgd_grid`'s ``t2`` and ``e1_window_range`` let the caller check.
-    """
-    e0 = model.e0_freq
-    return jnp.ceil(math.sqrt(3.0) * jnp.abs(e0[..., 0]) / lr + jnp.abs(e0[..., 1]) / (math.sqrt(2.0) * lr)) + 2
 
 
 def _record(c: _Carry, t, spectrum, t_probe, t_window) -> _Carry:

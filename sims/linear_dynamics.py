@@ -22,14 +22,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from sims import cli
-from sims.engine import make_simulation, seed_keys, simulate
-from sims.metrics import diverged, mean_std, observed_signgd_phases, risk_curves
+from sims.engine import make_simulation, seed_keys
+from sims.metrics import mean_std, risk_curves
 from sims.optimizers import DEFAULT_HYPERPARAMS, OPTIMIZERS, make_optimizer
 from sims.oracles import make_oracle
-from sims.plotting import Band, plot_error_dynamics, plot_risks
+from sims.plotting import LABELS, Band, plot_error_dynamics, plot_risks
 from sims.predictions import Prediction, fixed_set_hessians, predict
 from sims.recording import log_grid
 from sims.sampling import SAMPLERS
+from sims.seed_stats import CURVES, ERRORS, MEMORY_BUDGET, Moments, attack_check, simulate_stats
 from theory.gd import gd_is_stable, gd_max_stable_lr
 from theory.signal import SignalModel, make_model
 from theory.signgd import REASON_TEXT, Reason, signgd_phases, signgd_settled
@@ -40,7 +41,10 @@ PAPER = {"spectrum": (0.1, 0.05, 0.0), "w_star": (5.0, 10.0, 0.0), "w0": (0.01, 
 # 2/3 a step (Madry's 2.5 eps/steps would leave ~e^-2.5 of it, a ~0.5% loss deficit, whatever
 # the step count); the best of 4 random starts avoids the local maximum at -sign(r) w.
 PGD = {"restarts": 4, "random_start": True}
-DENSE_STEPS_MAX = 20_000  # every step is recorded up to ~2 t2, for the phase times
+DENSE_STEPS_MAX = 20_000
+#: The test data's stream: ``fold_in(key(seed), TEST_STREAM)``, disjoint from the seeds' streams
+#: ``fold_in(key(seed), i)`` for every seed index ``i < TEST_STREAM``.
+TEST_STREAM = 2**31 - 1  # every step is recorded up to ~2 t2, for the phase times
 
 
 def build_parser() -> cli.Parser:
@@ -81,7 +85,8 @@ def build_parser() -> cli.Parser:
     a("--record-points", type=cli.positive_int, default=300,
       help="log-spaced record points (default: 300); every step up to ~2 t2 is recorded as well")
     a("--test-samples", type=cli.positive_int, default=10_000,
-      help="fresh test samples per seed for the empirical adversarial risk (default: 10000)")
+      help="fresh test samples for the empirical adversarial risk, whatever the number of seeds: sample j "
+      "attacks the (j mod K)-th kept seed (default: 10000)")
     a("--pgd-steps", type=cli.positive_int, default=20, help="steps of the PGD attack (default: 20)")
     a("--x64", action="store_true", help="compute in float64 (default: float32)")
     a("--no-plots", action="store_true", help="write summary.json only")
@@ -110,18 +115,24 @@ def validate(args) -> None:
 
 
 def memory_estimates(args) -> list[tuple[str, float, str]]:
-    """``(flag, bytes, what)`` for each part of the run that grows with a flag."""
+    """``(flag, bytes, what)`` for each part of the run that grows with a flag.
+
+    Statistics over seeds are reduced on the device chunk by chunk
+    (:mod:`sims.seed_stats`), so the seeds cost only their final state; one
+    chunk costs at least ``SEED_MULTIPLE`` seeds' records.
+    """
     d, k = len(args.spectrum), len(args.optimizers)
     points = args.record_points + min(args.steps, DENSE_STEPS_MAX) + 1
-    seeds = -(-args.seeds // 16) * 16
-    # float32 on the device, float64 copies of weights, errors and risk curves on the host
-    traj = seeds * k * points * d * (4 + 3 * 8)
-    flag = "--record-points" if args.record_points > args.seeds else "--seeds"
-    batch = 0 if args.batch_size == 0 or args.sampler == "wishart" else seeds * args.batch_size * d * 4 * 3
-    attack = seeds * args.test_samples * d * 4 * (PGD["restarts"] + 3) * k
-    return [(flag, traj, f"{args.seeds} seeds x {k} optimizers x {points} record points"),
+    per_seed_records = points * k * 4 * (3 * d + 6)  # sims.seed_stats.chunk_size's accounting
+    chunk = max(MEMORY_BUDGET, 16 * per_seed_records)
+    stats = points * k * 8 * (4 * d + 4) * 5  # float64 moments of e~, |e~|, norms and curves, host
+    finals = args.seeds * k * (d * 4 + 1 + 3 * 8)  # final weights, flags, signGD phase times
+    batch = 0 if args.batch_size == 0 or args.sampler == "wishart" else 16 * args.batch_size * d * 4 * 3
+    attack = args.test_samples * k * (d * 4 * 2 + 8 * 2)  # weights used and losses, two attacks
+    return [("--record-points", chunk + stats, f"{points} record points x {k} optimizers x d = {d}"),
+            ("--seeds", finals, f"the final state of {args.seeds} seeds"),
             ("--batch-size", batch, f"explicit batches of {args.batch_size} samples"),
-            ("--test-samples", attack, f"{args.test_samples} test samples per seed")]
+            ("--test-samples", attack, f"{args.test_samples} test samples")]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -155,56 +166,6 @@ def signgd_theory(model: SignalModel, lr: float) -> dict:
     }
 
 
-def final_values(w_freq, model: SignalModel, eps: float) -> dict:
-    """R_s, ||w||, R_a and e~ of one predicted weight vector."""
-    c = risk_curves(jnp.asarray(w_freq), model, eps)
-    return {
-        "standard_risk": float(c.standard_risk),
-        "weight_norm": float(c.weight_norm),
-        "adversarial_risk": float(c.adversarial_risk),
-        "e_freq": [float(v) for v in np.asarray(w_freq) - np.asarray(model.w_star_freq)],
-    }
-
-
-def empirical_risks(key, w_final: np.ndarray, keep: np.ndarray, model: SignalModel, eps: float, n: int,
-                    pgd_steps: int) -> list[dict]:
-    """R_a on fresh test samples under the worst-case and the PGD l2 attack.
-
-    Seed ``i`` draws ``n`` test samples from ``fold_in(key, i)``, shared by
-    the optimizers (common random numbers). The mean over the kept seeds has
-    a 95% interval ``1.96 sqrt(sum_i se_i^2) / k`` from the per-seed standard
-    errors, since the seeds' samples are independent.
-
-    Args:
-      w_final: ``(seeds, k, d)`` final weights; ``keep``: ``(seeds, k)``.
-
-    Returns:
-      One dict per optimizer (empty if no seed was kept).
-    """
-    from sims.attacks import monte_carlo_risk
-
-    @jax.jit
-    def estimate(w):
-        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(w.shape[0]))
-        return {attack: jax.vmap(lambda k, wi: monte_carlo_risk(
-            k, wi, model, eps, n, attack,
-            **(PGD | {"steps": pgd_steps, "step_size": eps / 2} if attack.startswith("pgd") else {})))(
-            keys, w) for attack in ("worst_l2", "pgd_l2")}
-
-    est = estimate(jnp.asarray(np.where(keep[..., None], w_final, 0.0), model.spectrum.dtype))
-    out = []
-    for j in range(w_final.shape[1]):
-        kept = keep[:, j]
-        res = {}
-        if kept.any():
-            for attack, e in est.items():
-                m, se = np.asarray(e.mean, np.float64)[kept, j], np.asarray(e.stderr, np.float64)[kept, j]
-                half = 1.96 * float(np.sqrt(np.sum(se**2))) / kept.sum()
-                res[attack] = {"mean": float(m.mean()), "ci95": [float(m.mean() - half), float(m.mean() + half)]}
-        out.append(res)
-    return out
-
-
 def run(args, t_start: float) -> int:
     dtype = jnp.float64 if args.x64 else jnp.float32
     model = make_model(*(jnp.asarray(v, dtype) for v in (args.spectrum, args.w_star, args.w0)))
@@ -220,64 +181,67 @@ def run(args, t_start: float) -> int:
     sg = signgd_theory(model, args.lr)
     dense_until = min(2 * sg["t2"] + 10, DENSE_STEPS_MAX) if sg["applicable"] else 2000
     grid = record_grid(args.steps, args.record_points, dense_until)
-    keys = seed_keys(args.seeds, args.seed)
 
     t_sim = time.perf_counter()
     cli.stage(f"compiling and simulating {args.seeds} seeds x {len(optimizers)} optimizers, "
               f"{args.steps} steps ({mode} gradient)", args.quiet)
-    with cli.Progress("simulation", int(grid[-1]), args.quiet) as progress:
-        traj = simulate(make_simulation(optimizers, oracle), model, keys, grid, progress=progress)
-    w_freq = np.asarray(traj.w_freq, np.float64)  # (seeds, k, T, d)
+    phases = bool(sg["applicable"]) and "signgd" in optimizers and spectrum.size == 3
+    with cli.Progress("simulation", args.seeds * int(grid[-1]), args.quiet, unit="seed-step") as progress:
+        stats = simulate_stats(make_simulation(optimizers, oracle), model, args.seed, args.seeds, grid, args.eps,
+                               progress=progress, phases=phases)
     t_sim = time.perf_counter() - t_sim
-    w_star = np.asarray(args.w_star, np.float64)
-    e_freq = w_freq - w_star
-    steps = traj.steps
+    steps = stats.steps
+    keys = seed_keys(args.seeds, args.seed) if mode == "fixed" else None
 
     t_pred = time.perf_counter()
     cli.stage(f"solving the predictions ({mode} gradient, float64)", args.quiet)
     fixed_h = fixed_set_hessians(oracle, keys, spectrum) if mode == "fixed" else None
-    preds = {name: predict(name, mode, model, args.lr, steps, hparams=args.hparams.get(name, {}),
+    model64 = SignalModel(*(np.asarray(v, np.float64) for v in (args.spectrum, args.w_star, args.w0)))
+    preds = {name: predict(name, mode, model64, args.lr, steps, hparams=args.hparams.get(name, {}),
                            batch_size=args.batch_size, fixed_hessians=fixed_h, label_noise=args.label_noise)
-             for name in traj.names}
+             for name in stats.names}
     t_pred = time.perf_counter() - t_pred
 
-    keep_all = ~diverged(jnp.asarray(w_freq), model)  # (seeds, k): a seed is kept per optimizer
+    keep_all = ~stats.diverged  # (seeds, k): a seed is kept per optimizer
     results, errors, curves, pred_curves = {}, {}, {}, {}
-    for i, name in enumerate(traj.names):
+    for i, name in enumerate(stats.names):
         keep = keep_all[:, i]
-        c = {k: np.asarray(v, np.float64) for k, v in risk_curves(jnp.asarray(w_freq[:, i], dtype), model,
-                                                                  args.eps)._asdict().items()}
-        errors[name] = error_bands(e_freq[keep, i], spectrum)
-        curves[name] = {k: Band.of(v[keep]) for k, v in c.items()}
+        errors[name] = {q: band_of(getattr(stats, q), i) for q in ERRORS}
+        curves[name] = {q: band_of(getattr(stats, q), i) for q in CURVES}
         p = preds[name]
         pred_curves[name] = None if p.e_freq is None else predicted_curves(p.e_freq, model, args.eps)
         results[name] = {
             "final": {
-                **{k: mean_std(v[:, -1], keep) for k, v in c.items()},
-                "e_freq": [float(x) for x in e_freq[keep, i, -1].mean(0)] if keep.any() else None,
+                **{q: final_stat(getattr(stats, q), i) for q in CURVES},
+                "e_freq": [float(x) for x in stats.e_freq.mean[i, -1]] if keep.any() else None,
                 "diverged": int((~keep).sum()),
             },
-            "predicted": predicted_values(p, model, args.eps),
+            "predicted": predicted_values(p, model64, args.eps),
         }
 
     theory = {"gd": {"stable": stable, "max_stable_lr": max_lr, "condition": gd_reason}, "signgd": sg,
               "solve_s": {name: p.solve_s for name, p in preds.items()}}
-    if "signgd" in traj.names and sg["applicable"] and spectrum.size == 3:
-        i = traj.names.index("signgd")
-        obs = observed_signgd_phases(steps, e_freq[keep_all[:, i], i], spectrum)
+    if phases:
         sg["observed"] = {k: mean_std(v[np.isfinite(v)], np.ones(np.isfinite(v).sum(), bool))
-                          for k, v in obs.items()}
+                          for k, v in stats.phases.items()}
 
     t_emp = time.perf_counter()
-    cli.stage("empirical adversarial risk on fresh test samples (worst case and PGD)", args.quiet)
-    key = jax.random.fold_in(jax.random.key(args.seed), 2**31 - 1)  # test data: disjoint from the seeds' streams
-    emp = empirical_risks(key, w_freq[:, :, -1], keep_all, model, args.eps, args.test_samples, args.pgd_steps)
+    cli.stage(f"empirical adversarial risk on {args.test_samples} fresh test samples (worst case and PGD)",
+              args.quiet)
+    key = jax.random.fold_in(jax.random.key(args.seed), TEST_STREAM)
+    attacks = {attack: attack_check(key, stats.w_final, keep_all, model, args.eps, args.test_samples, attack,
+                                    **(PGD | {"steps": args.pgd_steps, "step_size": args.eps / 2}
+                                       if attack.startswith("pgd") else {}))
+               for attack in ("worst_l2", "pgd_l2")}
     empirical = {}
-    for name, e in zip(traj.names, emp):
-        if e:
-            e["closed_form"] = results[name]["final"]["adversarial_risk"]["mean"]
-            e["test_samples"] = args.test_samples
-        empirical[name] = e
+    for i, name in enumerate(stats.names):
+        if keep_all[:, i].any():
+            empirical[name] = {a: {"mean": float(e.mean[i]), "ci95": [float(x) for x in e.ci95[i]]}
+                               for a, e in attacks.items()}
+            empirical[name]["closed_form"] = float(attacks["worst_l2"].closed_form[i])
+            empirical[name]["test_samples"] = args.test_samples
+        else:
+            empirical[name] = {}
     t_emp = time.perf_counter() - t_emp
 
     summary = {
@@ -296,13 +260,16 @@ def run(args, t_start: float) -> int:
             title = (f"d = {spectrum.size}, lr {args.lr:g}, "
                      f"{'population gradient' if mode == 'population' else f'{mode} batches of {args.batch_size}'}, "
                      f"{args.seeds} seeds")
-            phases = {"t1": sg["t1"], "t2": sg["t2"]} if sg["applicable"] and "signgd" in traj.names else None
+            marks = {"t1": sg["t1"], "t2": sg["t2"]} if phases else None
             plot_error_dynamics(outputs.path("error_dynamics.png"), steps, errors, spectrum,
-                                {n: mean_prediction(p) for n, p in preds.items()}, phases, title)
+                                {n: mean_prediction(p) for n, p in preds.items()}, marks, title)
             plot_risks(outputs.path("risks.png"), steps, curves, pred_curves, args.eps, title)
             t_plot = time.perf_counter() - t_plot
         summary["timing"] = {"simulate_s": t_sim, "predict_s": t_pred, "empirical_s": t_emp, "plots_s": t_plot,
                              "total_s": time.perf_counter() - t_start}
+        np.savez(outputs.path("seeds.npz"), names=np.array(stats.names), w_final=stats.w_final,
+                 diverged=stats.diverged, **({} if stats.phases is None else
+                                             {f"signgd_{k}": v for k, v in stats.phases.items()}))
         summary_path = outputs.path("summary.json")
         summary["files"] = list(outputs.files)
         cli.write_json(summary_path, summary)
@@ -310,12 +277,18 @@ def run(args, t_start: float) -> int:
     return 0
 
 
-def error_bands(e_freq: np.ndarray, spectrum: np.ndarray) -> dict:
-    """Bands over seeds of ``e~`` ``(seeds, T, d)``: signed, absolute and per band norm."""
-    irrelevant = np.asarray(spectrum) == 0
-    return {"e_freq": Band.of(e_freq), "abs_e_freq": Band.of(np.abs(e_freq)),
-            "relevant_norm": Band.of(np.linalg.norm(e_freq[..., ~irrelevant], axis=-1)),
-            "irrelevant_norm": Band.of(np.linalg.norm(e_freq[..., irrelevant], axis=-1))}
+def band_of(m: Moments, i: int) -> Band:
+    """Optimizer ``i``'s mean and min-max band over seeds (none if no seed was kept)."""
+    if m.count[i] == 0:
+        return Band(None, None, None)
+    return Band(m.mean[i], m.min[i], m.max[i])
+
+
+def final_stat(m: Moments, i: int) -> dict:
+    """``{mean, std}`` over the kept seeds at the last record point (``None`` if none kept)."""
+    if m.count[i] == 0:
+        return {"mean": None, "std": None}
+    return {"mean": float(m.mean[i, -1]), "std": float(m.std[i, -1])}
 
 
 def mean_prediction(p: Prediction) -> Optional[np.ndarray]:
@@ -415,6 +388,41 @@ def print_table(summary: dict, args) -> None:
                 w, g = e["worst_l2"], e["pgd_l2"]
                 print(f"  {name:<9}[{w['ci95'][0]:.6g}, {w['ci95'][1]:.6g}] | "
                       f"[{g['ci95'][0]:.6g}, {g['ci95'][1]:.6g}] | {e['closed_form']:.6g}")
+
+
+def readme_block(summary: dict) -> str:
+    """The README's table of the main job, rendered from its ``summary.json``."""
+    cfg = summary["config"]
+    irrelevant = [k for k, s in enumerate(cfg["spectrum"]) if s == 0]
+    mode = cfg["mode"] if cfg["mode"] == "population" else f"{cfg['mode']} batches of {cfg['batch_size']}"
+    lines = [f"`python sims/linear_dynamics.py`: {cfg['seeds']} seeds, {cfg['steps']} steps, lr {cfg['lr']:g}, "
+             f"{mode}; mean ± std over seeds; predictions in float64 "
+             f"(`theory` names the formula, `sims/predictions.py`).", "",
+             "| optimizer | R_s | weight norm | R_a | R_a predicted | "
+             + " | ".join(f"e~_{k} | e~_{k} predicted" for k in irrelevant) + " | theory |",
+             "|---" * (6 + 2 * len(irrelevant)) + "|"]
+    for name, r in summary["optimizers"].items():
+        f, p = r["final"], r["predicted"]
+        ok = p["applicable"]
+        cells = [LABELS.get(name, name), f"{f['standard_risk']['mean']:.2g}", f"{f['weight_norm']['mean']:.4g}",
+                 f"{f['adversarial_risk']['mean']:.5g} ± {f['adversarial_risk']['std']:.2g}",
+                 f"{p['adversarial_risk']:.5g}" if ok else "-"]
+        for k in irrelevant:
+            cells += [f"{f['e_freq'][k]:.4f}", f"{p['e_freq'][k]:.4f}" if ok else "-"]
+        cells.append(f"`{p['theory']}`" if ok else f"`{p['theory']}` (not applicable)")
+        lines.append("| " + " | ".join(cells) + " |")
+    sg = summary["theory"]["signgd"]
+    if sg.get("applicable") and "observed" in sg:
+        o = sg["observed"]
+        lines += ["", f"signGD phases (d = 3 closed form of the population dynamics, `theory/signgd.py`): "
+                  f"`t1` = {sg['t1']} predicted, {o['t1']['mean']:.0f} ± {o['t1']['std']:.2g} observed; "
+                  f"`t2` = {sg['t2']} predicted, {o['t2']['mean']:.0f} ± {o['t2']['std']:.2g} observed."]
+    t = summary["theory"].get("solve_s")
+    if t:
+        lines += ["", "Prediction solve times (compilation included): "
+                  + ", ".join(f"{LABELS.get(n, n)} {v:.2g} s" for n, v in t.items())
+                  + f"; {sum(t.values()):.2g} s in all."]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ the engine draws. Label noise moves the fixed set's minimiser away from
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any, Mapping, NamedTuple, Optional
 
@@ -63,8 +64,8 @@ class Prediction(NamedTuple):
     solve_s: float
 
 
-def _solve(name: str, quad: Quadratic, lr: float, hp: Mapping[str, float], tau: jax.Array, tau_max: float,
-           batch_size: int, population_h: jax.Array) -> tuple[jax.Array, jax.Array]:
+def _solve(name: str, batch_size: int, quad: Quadratic, lr, hp: Mapping[str, jax.Array], tau: jax.Array,
+           tau_max, population_h: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``(e~ on tau, applicable)`` for one quadratic (vmap-able over ``quad``)."""
     if name == "gd":
         return gd_error_quadratic(quad, lr)(tau / lr), jnp.asarray(True)
@@ -83,6 +84,16 @@ def _solve(name: str, quad: Quadratic, lr: float, hp: Mapping[str, float], tau: 
         c = ode_constants(lr, decay=hp["decay"])
         p = rmsprop_ode(quad, c.c2, hp["eps"], shift_lr=lr, **extra)
     return p.e_freq, p.applicable
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled(name: str, batch_size: int, per_seed: bool):
+    """One compiled solver per (optimizer, batch size, fixed set): the problem,
+    the lr and the hyper-parameters are traced, so later runs do not compile."""
+    solve = functools.partial(_solve, name, batch_size)
+    if per_seed:
+        solve = jax.vmap(solve, in_axes=(0, None, None, None, None, None))
+    return jax.jit(solve)
 
 
 def predict(
@@ -116,22 +127,24 @@ def predict(
     theory = "fixed_set" if mode == "fixed" else THEORY_NAMES[(name, mode)]
     if mode == "fixed" and label_noise > 0:
         return Prediction(theory, None, False, "label noise moves the training set's minimiser off w*", 0.0)
-    hp = {**DEFAULT_HYPERPARAMS[name], **dict(hparams or {})}
+    top = lr * float(np.max(np.square(np.asarray(model.spectrum, np.float64))))
+    if name == "gd" and not 0 < top < 2:
+        return Prediction(theory, None, False, f"GD diverges: lr * max(spectrum^2) = {top:.4g} >= 2", 0.0)
+    hp = {k: float(v) for k, v in {**DEFAULT_HYPERPARAMS[name], **dict(hparams or {})}.items()}
     t0 = time.perf_counter()
     with jax.enable_x64(True):
         m64 = make_model(*(np.asarray(v, np.float64) for v in model))
         tau = jnp.asarray(np.asarray(steps, np.float64) * lr)
-        tau_max = float(steps[-1]) * lr
         pop = population_quadratic(m64)
-        n = batch_size if mode == "online" else 0
         if mode == "fixed":
             quads = Quadratic(jnp.asarray(fixed_hessians, jnp.float64),
                               jnp.broadcast_to(m64.e0_freq, (len(fixed_hessians), m64.dim)))
-            solve = jax.jit(jax.vmap(lambda q: _solve(name, q, lr, hp, tau, tau_max, 0, pop.hessian_freq)))
         else:
             quads = pop
-            solve = jax.jit(lambda q: _solve(name, q, lr, hp, tau, tau_max, n, pop.hessian_freq))
-        e, ok = solve(quads)
+        solve = _compiled(name, batch_size if mode == "online" else 0, mode == "fixed")
+        args = (quads, jnp.float64(lr), {k: jnp.float64(v) for k, v in hp.items()}, tau,
+                jnp.float64(float(steps[-1]) * lr), pop.hessian_freq)
+        e, ok = solve(*args)
         e, ok = np.asarray(e, np.float64), bool(np.all(np.asarray(ok)))
     solve_s = time.perf_counter() - t0
     if not ok or not np.all(np.isfinite(e)):
@@ -166,3 +179,103 @@ def gd_population_error(model: SignalModel, lr: float, steps: np.ndarray) -> np.
     with jax.enable_x64(True):
         m64 = make_model(*(np.asarray(v, np.float64) for v in model))
         return np.asarray(gd_error(m64, lr)(jnp.asarray(steps, jnp.float64)), np.float64)
+
+
+
+#: Tolerances of :func:`predict_many`'s ODE solves: far below the ``O(lr)`` distance
+#: of a finite-lr run from its limit (``lr >= 1e-4`` in practice), and several times
+#: fewer implicit steps than :data:`theory.adaptive_ode.RTOL` in ``d = 64``.
+MANY_RTOL = 1e-7
+MANY_ATOL = 1e-10
+
+
+class BatchPrediction(NamedTuple):
+    """Population predictions of one optimizer for a batch of models of one ``d``.
+
+    Attributes:
+      theory: the formula (:data:`THEORY_NAMES`, population column).
+      e_freq: ``(B, T, d)`` errors on the grid. NaN where there is no
+        prediction: everywhere for a failed solve, and after the last
+        breakpoint for a sign flow that used its event budget (it is exact
+        up to there).
+      applicable: ``(B,)`` bool, whether each model has a prediction on the whole grid.
+      reason: why not, for the models without one (``""`` if all have one).
+      solve_s: wall time of the solve (compilation included).
+    """
+
+    theory: str
+    e_freq: np.ndarray
+    applicable: np.ndarray
+    reason: str
+    solve_s: float
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_many(name: str, rtol: float, atol: float):
+    """:func:`_solve`'s population branch at the given ODE tolerances, vmapped over quadratics."""
+
+    def solve(quad: Quadratic, lr, hp, tau, tau_max):
+        if name in ("gd", "signgd"):
+            return _solve(name, 0, quad, lr, hp, tau, tau_max, quad.hessian_freq)
+        kw = dict(saveat_tau=tau, tau_max=tau_max, rtol=rtol, atol=atol)
+        if name == "adam":
+            c = ode_constants(lr, b1=hp["b1"], b2=hp["b2"])
+            p = adam_ode(quad, c.c1, c.c2, hp["eps"], **kw)
+        else:
+            c = ode_constants(lr, decay=hp["decay"])
+            p = rmsprop_ode(quad, c.c2, hp["eps"], shift_lr=lr, **kw)
+        return p.e_freq, p.applicable
+
+    return jax.jit(jax.vmap(solve, in_axes=(0, None, None, None, None)))
+
+
+def predict_many(
+    name: str,
+    models: SignalModel,
+    lr: float,
+    steps: np.ndarray,
+    *,
+    hparams: Optional[Mapping[str, float]] = None,
+    rtol: float = MANY_RTOL,
+    atol: float = MANY_ATOL,
+) -> BatchPrediction:
+    """:func:`predict` in population mode for a batch of models, in one vmapped solve.
+
+    The models (any spectra, targets and starts of one ``d``, stacked along a
+    leading axis) are traced arguments of one compiled solver per optimizer
+    and tolerances, so a batch compiles once per shape.
+
+    Args:
+      name: ``gd``, ``signgd``, ``adam`` or ``rmsprop``.
+      models: a :class:`SignalModel` with a leading batch axis ``B``.
+      lr: the learning rate.
+      steps: ``(T,)`` the record grid.
+      hparams: the optimizer's hyper-parameters (default: PyTorch's).
+      rtol, atol: the Adam and RMSProp ODE solver's tolerances.
+
+    Returns:
+      A :class:`BatchPrediction`, in float64.
+    """
+    theory = THEORY_NAMES[(name, "population")]
+    hp = {k: float(v) for k, v in {**DEFAULT_HYPERPARAMS[name], **dict(hparams or {})}.items()}
+    t0 = time.perf_counter()
+    with jax.enable_x64(True):
+        m64 = SignalModel(*(jnp.asarray(np.asarray(v, np.float64)) for v in models))
+        quads = jax.vmap(population_quadratic)(m64)
+        tau = jnp.asarray(np.asarray(steps, np.float64) * lr)
+        e, ok = _compiled_many(name, float(rtol), float(atol))(
+            quads, jnp.float64(lr), {k: jnp.float64(v) for k, v in hp.items()}, tau,
+            jnp.float64(float(steps[-1]) * lr))
+        e, ok = np.asarray(e, np.float64), np.asarray(ok, bool)
+    finite = np.all(np.isfinite(e), axis=(1, 2))
+    # The sign flow is exact up to its last breakpoint and NaN after it: finite on the grid is applicable.
+    ok = finite if name == "signgd" else ok & finite
+    if name == "gd":  # the closed form of an unstable lr is a number, not a prediction
+        top = lr * np.max(np.square(np.asarray(models.spectrum, np.float64)), axis=-1)
+        ok = ok & (top > 0) & (top < 2)
+    reason = "" if ok.all() else {
+        "closed_form": "GD diverges: lr * max(spectrum^2) >= 2",
+        "sign_flow": f"the sign flow used its {MAX_EVENTS} events before the last record step",
+    }.get(theory, "the ODE solve failed")
+    keep = ok[:, None, None] | (name == "signgd")
+    return BatchPrediction(theory, np.where(keep, e, np.nan), ok, reason, time.perf_counter() - t0)

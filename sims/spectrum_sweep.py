@@ -22,6 +22,15 @@ Two studies, written to ``--out``:
   vmapped into one compiled program per optimizer
   (:func:`sims.population.population_run`).
 
+Beside both, dashed in each optimizer's colour, the small-learning-rate
+limits of THEORY.md sections 3 and 8 (:mod:`sims.sweep_study`): GD's closed
+form, the sign flow (signGD) and the fixed-``c`` Adam and RMSProp ODEs, solved
+in float64 and vmapped over the models of one dimension. They are solved for
+the dynamics configuration and the sweep axes of ``--predict-axes`` (default:
+the cutoff axis; every ODE solve of ``d = 64`` costs seconds to minutes on 2
+cores), and the JSON says, per point and optimizer, how far each is from the
+simulation, or why there is no prediction.
+
 ``spectrum_summary.json`` holds the numbers, with the conventions of the
 main job's ``summary.json``.
 """
@@ -46,6 +55,7 @@ from sims.oracles import make_oracle
 from sims.population import population_run
 from sims.recording import log_grid
 from sims.sampling import SAMPLERS
+from sims.sweep_study import FLOW_CAVEAT, PREDICTED, PointPrediction, compare, solve_predictions, transpose
 from theory.gd import gd_error, gd_is_stable, gd_max_stable_lr
 from theory.signal import SignalModel, irrelevant_mask
 from theory.spectra import draw_w_star_freq, powerlaw_spectrum
@@ -105,6 +115,9 @@ def build_parser() -> cli.Parser:
     a("--sampler", choices=SAMPLERS, default="wishart", help="batch sampler (default: wishart)")
     a("--eps", type=cli.nonnegative_float, default=math.sqrt(2.0), help="l2 adversary budget (default: sqrt(2))")
     a("--record-points", type=cli.positive_int, default=200, help="log-spaced record points (default: 200)")
+    a("--predict-axes", default="cutoff",
+      help="sweep axes whose points also get the signGD, Adam and RMSProp predictions (comma list from "
+      "cutoff,alpha,dim, or none; the dynamics configuration always gets them) (default: cutoff)")
     a("--x64", action="store_true", help="compute in float64 (default: float32)")
     a("--out", default=cli.DEFAULT_OUT,
       help=f"output folder for {SUMMARY} and spectrum_*.png (default: {cli.DEFAULT_OUT}/; "
@@ -142,6 +155,12 @@ def validate(args) -> None:
     if len(set(args.alphas)) != len(args.alphas):
         raise cli.UsageError("--alphas: repeats a value")
     args.alphas = tuple(sorted(args.alphas))
+    axes = tuple(a.strip() for a in args.predict_axes.split(","))
+    if axes == ("none",):
+        axes = ()
+    if any(a not in SWEEP_AXES for a in axes) or len(set(axes)) != len(axes):
+        raise cli.UsageError(f"--predict-axes: a comma list from {','.join(SWEEP_AXES)} without repeats, or none")
+    args.predict_axes = axes
     cli.check_gradient_flags(args)
     args.hparams = cli.parse_hparams(args.hparam, args.optimizers)
     cli.check_out_dir(args.out)
@@ -269,9 +288,16 @@ def final_stats(w_final: np.ndarray, keep: np.ndarray, models: SignalModel, eps:
     return {**{k: mean_std(v, keep) for k, v in values.items()}, "diverged": int((~keep).sum())}
 
 
-def sweep_summary(points: Sequence[SweepPoint], runs: Sequence[SweepRuns], args, gd_stable: bool) -> dict:
+def sweep_summary(points: Sequence[SweepPoint], runs: Sequence[SweepRuns], args, gd_stable: bool,
+                  preds: Optional[dict] = None) -> dict:
     """``{axis: {values, dim, alpha, cutoff, irrelevant, optimizers: {name: {key: {mean: [], std: []}}},
-    gd_closed_form}}``: per-point lists along each axis."""
+    gd_closed_form, predictions: {name: ...}}}``: per-point lists along each axis.
+
+    ``predictions.<name>`` is :func:`sims.sweep_study.transpose` of the
+    per-point :func:`sims.sweep_study.compare` (``gd``: its closed form;
+    others: from ``preds``, ``{(d, alpha, cutoff): {name: PointPrediction}}``).
+    """
+    preds = preds or {}
     out = {}
     for axis in SWEEP_AXES:
         sel = [(p, r) for p, r in zip(points, runs) if p.axis == axis]
@@ -285,6 +311,17 @@ def sweep_summary(points: Sequence[SweepPoint], runs: Sequence[SweepRuns], args,
                                                        r.models, args.eps) for _, r in sel]
         entry["optimizers"] = {name: _transpose(stats) for name, stats in per_point.items() if name != "gd_closed_form"}
         entry["gd_closed_form"] = _transpose(per_point["gd_closed_form"]) if gd_stable else None
+        predictions = {}
+        if gd_stable and "gd" in args.optimizers:
+            predictions["gd"] = transpose([compare(r.w_freq["gd"], ~r.diverged["gd"], PointPrediction(
+                "closed_form", (r.gd_closed_form - np.asarray(r.models.w_star_freq, np.float64))[:, None],
+                np.ones(len(r.gd_closed_form), bool), ""), r.models, args.eps) for _, r in sel])
+        for name in PREDICTED:
+            if name in args.optimizers:
+                predictions[name] = transpose([
+                    compare(r.w_freq[name], ~r.diverged[name], preds[c][name], r.models, args.eps)
+                    if (c := (p.dim, p.alpha, p.cutoff)) in preds else None for p, r in sel])
+        entry["predictions"] = predictions
         out[axis] = entry
     return out
 
@@ -347,21 +384,73 @@ def run(args, t_start: float) -> int:
     gd_curves["irrelevant_norm"] = irrelevant_norm(gd_e, model.spectrum)
     gd_curves["abs_e_freq"] = np.abs(gd_e[-1])
     if "gd" in dynamics and stable:
-        dynamics["gd"]["predicted"] = {k: float(v[-1]) for k, v in gd_curves.items() if k != "abs_e_freq"}
+        gd_final = w_freq[keep_all[:, list(traj.names).index("gd")], list(traj.names).index("gd"), -1]
+        dynamics["gd"]["predicted"] = {
+            "theory": "closed_form", "applicable": True, "reason": None,
+            **{k: float(v[-1]) for k, v in gd_curves.items() if k != "abs_e_freq"},
+            "distance": {"irrelevant_norm_abs": float(abs(irrelevant_norm(gd_final - np.asarray(
+                model.w_star_freq, np.float64), model.spectrum).mean() - gd_curves["irrelevant_norm"][-1])),
+                "adversarial_risk_rel": float(abs(dynamics["gd"]["final"]["adversarial_risk"]["mean"]
+                                                  - gd_curves["adversarial_risk"][-1])
+                                              / gd_curves["adversarial_risk"][-1])} if len(gd_final) else None,
+        }
 
     # The sweeps.
     t_sweep = time.perf_counter()
     points = sweep_points(args)
     cli.stage(f"sweeping {len(points)} points x {args.targets} targets x {len(args.optimizers)} optimizers", args.quiet)
-    sweep = sweep_summary(points, run_sweep(points, make, keys, args), args, stable)
+    runs = run_sweep(points, make, keys, args)
     t_sweep = time.perf_counter() - t_sweep
+
+    # The predictions: the dynamics configuration (population runs only) and the points of --predict-axes.
+    t_pred = time.perf_counter()
+    names = [n for n in PREDICTED if n in args.optimizers]
+    config = lambda p: (p.dim, p.alpha, p.cutoff)
+    default = (args.dim, args.alpha, args.cutoff)
+    wanted = list(dict.fromkeys(([default] if mode == "population" else [])
+                                + [config(p) for p in points if p.axis in args.predict_axes]))
+    by_config = {config(p): r.models for p, r in zip(points, runs)}
+    cli.stage(f"solving {','.join(names) or 'no'} predictions for {len(wanted)} configurations x {args.targets} "
+              "targets (float64)", args.quiet)
+    preds, solve_s = solve_predictions(
+        wanted, [by_config[c] if c in by_config else stack_models([make(k, *c) for k in keys]) for c in wanted],
+        names, args.lr, grid, args.hparams) if names and wanted else ({}, {})
+    t_pred = time.perf_counter() - t_pred
+    sweep = sweep_summary(points, runs, args, stable, preds)
+    pred_curves = {}
+    for name in names:
+        p = preds[default][name] if mode == "population" else None
+        if p is None:
+            dynamics[name]["predicted"] = {"theory": None, "applicable": False,
+                                           "reason": f"the run uses {mode} batches; the limits here are population ones"}
+            continue
+        one = PointPrediction(p.theory, p.e_freq[:1], p.applicable[:1], p.reason)
+        m1 = SignalModel(*(jnp.asarray(v)[None] for v in model))
+        w_mean = w_freq[keep_all[:, list(traj.names).index(name)], list(traj.names).index(name), -1]
+        cmp = compare(w_mean.mean(0, keepdims=True), np.array([len(w_mean) > 0]), one, m1, args.eps)
+        dynamics[name]["predicted"] = {
+            "theory": p.theory, "applicable": bool(p.applicable[0]), "reason": p.reason or None,
+            **{k: v["mean"] for k, v in cmp["predicted"].items() if k in gd_curves},
+            "distance": {k: v["mean"] for k, v in cmp["distance"].items()},
+        }
+        if p.applicable[0]:
+            c = {k: np.asarray(v, np.float64) for k, v in risk_curves(
+                jnp.asarray(p.e_freq[0] + np.asarray(model.w_star_freq, np.float64), dtype), model,
+                args.eps)._asdict().items()}
+            c["irrelevant_norm"] = irrelevant_norm(p.e_freq[0], model.spectrum)
+            c["abs_e_freq"] = np.abs(p.e_freq[0, -1])
+            pred_curves[name] = c
+    if stable:
+        pred_curves["gd"] = gd_curves
 
     summary = {
         "config": config_dict(args, mode),
         "dynamics": {"optimizers": dynamics,
                      "w_star_norm": float(np.linalg.norm(np.asarray(model.w_star_freq, np.float64)))},
         "sweep": sweep,
-        "theory": {"gd": {"stable": stable, "max_stable_lr": max_lr, "condition": gd_condition}},
+        "theory": {"gd": {"stable": stable, "max_stable_lr": max_lr, "condition": gd_condition},
+                   "predict_axes": list(args.predict_axes), "predicted_configs": len(wanted),
+                   "solve_s": solve_s, "caveat": FLOW_CAVEAT},
     }
     print_table(summary, args)
 
@@ -369,11 +458,11 @@ def run(args, t_start: float) -> int:
         t_plot = time.perf_counter()
         if not args.no_plots:
             cli.stage("plotting", args.quiet)
-            plot_dynamics(outputs.path(FIGURES[0]), grid, curves, gd_curves if stable else None, args,
-                          np.asarray(model.spectrum), mode)
+            plot_dynamics(outputs.path(FIGURES[0]), grid, curves, pred_curves, args,
+                          np.asarray(model.spectrum), mode, dynamics)
             plot_sweep(outputs.path(FIGURES[1]), sweep, args)
         t_plot = time.perf_counter() - t_plot
-        summary["timing"] = {"dynamics_s": t_sim, "sweep_s": t_sweep, "plots_s": t_plot,
+        summary["timing"] = {"dynamics_s": t_sim, "sweep_s": t_sweep, "predictions_s": t_pred, "plots_s": t_plot,
                              "total_s": time.perf_counter() - t_start}
         summary_path = outputs.path(SUMMARY)
         summary["files"] = list(outputs.files)
@@ -403,13 +492,21 @@ def _pm(stat: dict) -> str:
 def print_table(summary: dict, args) -> None:
     """The dynamics run's final values, then the sweep's ``R_a`` per point."""
     d = summary["dynamics"]
-    rows = [("optimizer", "R_s", "||w||", "R_a", "||e~_I||", "GD closed form R_a", "diverged")]
+    rows = [("optimizer", "R_s", "||w||", "R_a", "R_a predicted", "||e~_I||", "||e~_I|| predicted", "theory",
+             "diverged")]
     for name, r in d["optimizers"].items():
         f, p = r["final"], r.get("predicted")
+        ok = p is not None and p["applicable"]
         rows.append((name, _pm(f["standard_risk"]), _pm(f["weight_norm"]), _pm(f["adversarial_risk"]),
-                     _pm(f["irrelevant_norm"]), f"{p['adversarial_risk']:.4g}" if p else "-",
+                     f"{p['adversarial_risk']:.4g}" if ok else "-", _pm(f["irrelevant_norm"]),
+                     f"{p['irrelevant_norm']:.4g}" if ok else "-", (p or {}).get("theory") or "-",
                      f"{f['diverged']}/{args.seeds}" + (" !" if f["diverged"] else "")))
     _print_rows(rows)
+    for name, r in d["optimizers"].items():
+        p = r.get("predicted")
+        if p is not None and not p["applicable"]:
+            print(f"{name}: no prediction: {p['reason']}")
+    print(f"predictions: {FLOW_CAVEAT}")
     print(f"||w~*|| = {d['w_star_norm']:.4g}; ||e~_I|| is the error on the {args.dim - args.cutoff} irrelevant "
           "frequencies")
     if not summary["theory"]["gd"]["stable"]:
@@ -426,6 +523,29 @@ def print_table(summary: dict, args) -> None:
             rows.append((name,) + tuple("-" if m is None else f"{m:.3f} | {r:.2g}" for m, r in
                                         zip(o["adversarial_risk_ratio"]["mean"], o["standard_risk"]["mean"])))
         _print_rows(rows)
+        _print_distances(s, axis, xs, args)
+
+
+def _print_distances(s: dict, axis: str, xs, args) -> None:
+    """Per point: mean ± std over targets of ``| ||e~_I||_sim - ||e~_I||_pred |`` and of the relative
+    ``R_a`` error, or why there is no prediction."""
+    preds = {n: p for n, p in s.get("predictions", {}).items() if "distance" in p}
+    if not preds:
+        return
+    print(f"prediction distance per point, mean ± std over targets: | ||e~_I|| sim - pred |  ;  |R_a sim - pred| / R_a pred")
+    rows = [(axis if axis != "cutoff" else "irrelevant",) + tuple(f"{x:g}" for x in xs)]
+    for name, p in preds.items():
+        di, dr = p["distance"]["irrelevant_norm_abs"], p["distance"]["adversarial_risk_rel"]
+        cells = []
+        for j in range(len(xs)):
+            if not p["solved"][j]:
+                cells.append("not solved")
+            elif di["mean"][j] is None:
+                cells.append("none: " + (p["reason"][j] or "no target kept"))
+            else:
+                cells.append(f"{di['mean'][j]:.2g}±{di['std'][j]:.1g} ; {dr['mean'][j]:.2g}±{dr['std'][j]:.1g}")
+        rows.append((f"{name} ({p['theory']})",) + tuple(cells))
+    _print_rows(rows)
 
 
 def axis_label(s: dict, axis: str, args) -> tuple[str, list]:
@@ -446,18 +566,21 @@ def _print_rows(rows) -> None:
 # Figures.
 
 
-def plot_dynamics(path, steps, curves, gd_curves, args, spectrum, mode) -> None:
+def plot_dynamics(path, steps, curves, pred_curves, args, spectrum, mode, dynamics) -> None:
+    """Four panels; each optimizer's prediction (``pred_curves``) dashed in its colour."""
     from sims.plotting import LABELS, band, optimizer_color as color, plt, save_figure, time_axis
 
-    fig, axes = plt.subplots(1, 4, figsize=(19, 4.2))
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.8))
     panels = (("irrelevant_norm", "irrelevant-band error ||e~_I(t)||", "log"),
               ("standard_risk", "standard risk R_s", "log"),
               ("adversarial_risk", f"l2 adversarial risk R_a (eps = {args.eps:.3g})", "linear"))
     for ax, (key, title, yscale) in zip(axes, panels):
         for i, (name, c) in enumerate(curves.items()):
             band(ax, steps, c[key], color(name, i), LABELS.get(name, name))
-        if gd_curves is not None:
-            ax.plot(steps, gd_curves[key], "k--", lw=1.0, label="GD closed form")
+            if name in pred_curves:
+                y = pred_curves[name][key]
+                ax.plot(steps, np.maximum(y, LOG_FLOOR) if yscale == "log" else y, "--", lw=1.3,
+                        color=color(name, i), alpha=0.9)
         ax.set_title(title)
         ax.set_yscale(yscale)
         time_axis(ax, steps)
@@ -466,8 +589,9 @@ def plot_dynamics(path, steps, curves, gd_curves, args, spectrum, mode) -> None:
     for i, (name, c) in enumerate(curves.items()):
         if c["abs_e_freq"].shape[0]:
             ax.plot(k, c["abs_e_freq"].mean(0), ".-", ms=3, lw=0.8, color=color(name, i), label=LABELS.get(name, name))
-    if gd_curves is not None:
-        ax.plot(k, gd_curves["abs_e_freq"], "k--", lw=1.0, label="GD closed form")
+        if name in pred_curves:
+            ax.plot(k, np.maximum(pred_curves[name]["abs_e_freq"], LOG_FLOOR), "--", lw=1.1, color=color(name, i))
+    ax.plot([], [], "k--", lw=1.2, label="prediction (dashed, same colour)")
     ax.axvspan(args.cutoff - 0.5, len(spectrum) - 0.5, color="0.9", zorder=0, label="irrelevant band")
     ax.set_yscale("log")
     top = max(float(np.max(c["abs_e_freq"], initial=0.0)) for c in curves.values())
@@ -476,11 +600,16 @@ def plot_dynamics(path, steps, curves, gd_curves, args, spectrum, mode) -> None:
     ax.set_xlabel("frequency k")
     ax.set_title(f"final |e~_k| at t = {args.steps}")
     ax.grid(True, alpha=0.3)
+    axes[0].plot([], [], "k--", lw=1.2, label="prediction")
     axes[0].legend(fontsize=8, loc="best")
-    axes[3].legend(fontsize=8, loc="best")
+    axes[3].legend(fontsize=8, loc="lower left")
     source = "population gradient" if mode == "population" else f"batch {args.batch_size} ({mode})"
+    missing = [f"{LABELS.get(n, n)}: {p['reason']}" for n, p in
+               ((n, r.get("predicted")) for n, r in dynamics.items()) if p is not None and not p["applicable"]]
     fig.suptitle(f"d = {args.dim}, sigma_k = {args.scale:g} (k+1)^-{args.alpha:g} for k < {args.cutoff}, 0 above; "
-                 f"lr {args.lr:g}, {source}, {args.seeds} seeds (mean, band = min-max)")
+                 f"lr {args.lr:g}, {source}, {args.seeds} seeds (mean, band = min-max)\n"
+                 f"dashed: GD closed form, sign flow, Adam/RMSProp ODEs ({FLOW_CAVEAT})"
+                 + ("\nno prediction: " + "; ".join(missing) if missing else ""), fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
 
@@ -505,20 +634,26 @@ def plot_sweep(path, sweep, args) -> None:
                     ax.errorbar(xs, np.maximum(m, LOG_FLOOR), **style)
                 else:
                     ax.errorbar(xs, m, yerr=[np.nan if v is None else v for v in o[key]["std"]], **style)
-            if s["gd_closed_form"] is not None:
-                gd = np.asarray(s["gd_closed_form"][key]["mean"], np.float64)
-                ax.plot(xs, np.maximum(gd, LOG_FLOOR) if yscale == "log" else gd, "k--", lw=1.0,
-                        label="GD closed form")
+            for i, (name, p) in enumerate(s.get("predictions", {}).items()):
+                if "predicted" not in p:
+                    continue
+                m = np.array([np.nan if v is None else v for v in p["predicted"][key]["mean"]], np.float64)
+                ax.plot(xs, np.maximum(m, LOG_FLOOR) if yscale == "log" else m, "--", marker="x", ms=5, lw=1.1,
+                        color=color(name, list(s["optimizers"]).index(name)))
             ax.set_yscale(yscale)
             if axis == "dim":
                 ax.set_xscale("log", base=2)
             ax.grid(True, alpha=0.3)
             ax.set_xlabel(label)
             ax.set_title(title)
+    axes[0, 0].plot([], [], "k--", marker="x", lw=1.1, label="prediction (mean)")
     axes[0, 0].legend(fontsize=8)
+    solved = ", ".join(args.predict_axes) or "none"
     fig.suptitle(f"sigma_k = {args.scale:g} (k+1)^-alpha for k < cutoff, 0 above; population gradient, lr {args.lr:g}, "
-                 f"t = {args.steps}\n"
-                 f"mean (± std on linear axes) over {args.targets} targets w~* ~ N(0, {args.target_scale:g}^2) on the relevant band")
+                 f"t = {args.steps}; mean (± std on linear axes) over {args.targets} targets "
+                 f"w~* ~ N(0, {args.target_scale:g}^2) on the relevant band\n"
+                 f"dashed x: predictions (GD closed form everywhere; sign flow and Adam/RMSProp ODEs on the {solved} "
+                 f"axes, where they apply): {FLOW_CAVEAT}", fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
 

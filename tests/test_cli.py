@@ -96,7 +96,8 @@ def test_outputs_written(short_run):
 
 def test_summary_schema(short_run):
     s = load(short_run)
-    assert set(s) == {"config", "optimizers", "theory", "empirical", "timing"}
+    assert set(s) == {"config", "optimizers", "theory", "empirical", "timing", "files"}
+    assert s["files"] == ["error_dynamics.png", "risks.png", "summary.json"]
     cfg = s["config"]
     for key in ("steps", "lr", "seeds", "batch_size", "mode", "optimizers", "spectrum", "w_star_freq", "w0_freq",
                 "eps", "record_points", "x64", "versions", "device", "hparams"):
@@ -109,8 +110,11 @@ def test_summary_schema(short_run):
         for key in ("standard_risk", "adversarial_risk", "weight_norm"):
             assert set(f[key]) == {"mean", "std"} and isinstance(f[key]["mean"], float)
         assert len(f["e_freq"]) == 3 and f["diverged"] == 0
-    assert set(s["optimizers"]["gd"]["predicted"]) == {"standard_risk", "adversarial_risk", "weight_norm", "e_freq"}
-    assert s["optimizers"]["adam"]["predicted"] is None
+    theories = {"gd": "closed_form", "signgd": "online_ode", "adam": "online_ode", "rmsprop": "online_ode"}
+    for name, theory in theories.items():
+        p = s["optimizers"][name]["predicted"]
+        assert p["theory"] == theory and p["applicable"] is True, p
+        assert set(p) == {"theory", "applicable", "standard_risk", "adversarial_risk", "weight_norm", "e_freq"}
     sg = s["theory"]["signgd"]
     assert sg["applicable"] is True and sg["t1"] == 112 and sg["t2"] == 641
     assert set(sg["observed"]) == {"t1", "t2", "irrelevant_drift"}
@@ -151,22 +155,8 @@ def test_divergence_is_counted_and_reported(tmp_path, run_cli):
     s = load(out)
     gd = s["optimizers"]["gd"]
     assert gd["final"]["diverged"] == 3
-    assert gd["final"]["adversarial_risk"]["mean"] is None and gd["predicted"] is None
+    assert gd["final"]["adversarial_risk"]["mean"] is None
+    assert gd["predicted"]["applicable"] is False and "diverges" in gd["predicted"]["reason"]
     assert s["theory"]["gd"]["stable"] is False
     assert "lr * max(spectrum^2)" in stdout and "3/3" in stdout
     assert os.path.exists(out / "risks.png")
-
-
-def test_atomic_write_keeps_old_file_on_failure(tmp_path):
-    path = tmp_path / "summary.json"
-    path.write_text("old")
-
-    def broken(tmp):
-        with open(tmp, "w") as f:
-            f.write("half")
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        cli.atomic_write(str(path), broken)
-    assert path.read_text() == "old"
-    assert os.listdir(tmp_path) == ["summary.json"]

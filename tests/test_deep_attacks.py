@@ -1,4 +1,4 @@
-"""PGD, norm balls and band-limited noise (``sims.robustness``) against closed forms.
+"""PGD, norm balls and band-limited noise (``sims.balls.pgd`` via ``sims.deep.robustness``) against closed forms.
 
 A binary linear classifier ``z = x W + b`` (``W``: ``64 x 2``) has the
 margin ``m(x) = <v, x> + c`` with ``v = W[:, y] - W[:, 1 - y]`` and
@@ -39,9 +39,10 @@ import scipy.stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sims import robustness
-from sims.digits import DIM, dct2
-from sims.training import margin
+from sims import balls
+from sims.deep import robustness
+from sims.deep.digits import DIM, dct2
+from sims.deep.training import margin
 
 U = 2.0**-24
 RHO = 0.25  # PGD step / eps
@@ -72,7 +73,7 @@ def linear_problem(seed: int, scale: float):
 @jax.jit
 def _pgd_linear(key, w, b, x, y, eps):
     logits = lambda xi: xi @ w + b
-    return {norm: robustness.pgd(key, logits, x, y, eps, norm, STEPS, RHO) for norm in robustness.NORMS}
+    return {norm: robustness.pgd(key, logits, x, y, eps, norm, STEPS, RHO) for norm in balls.NORMS}
 
 
 @settings(max_examples=12, deadline=None)
@@ -87,7 +88,7 @@ def test_pgd_finds_the_linear_worst_case(seed, eps, scale):
     m = np.sum(v * x64, axis=1) + c
     best = {"l2": m - e64 * np.linalg.norm(v, axis=1), "linf": m - e64 * np.abs(v).sum(axis=1)}
     opt_delta = {"l2": -e64 * v / np.linalg.norm(v, axis=1, keepdims=True), "linf": -e64 * np.sign(v)}
-    for norm in robustness.NORMS:
+    for norm in balls.NORMS:
         res = out[norm]
         found = np.asarray(res.margins[:, -1], np.float64)
         # Float32 evaluation of the margin at the optimum: two dot products of 64 terms plus the bias
@@ -126,9 +127,9 @@ def vectors():
 
 
 @settings(max_examples=40, deadline=None)
-@given(delta=vectors(), eps=st.floats(2.0**-7, 5.0, width=32), norm=st.sampled_from(robustness.NORMS))
+@given(delta=vectors(), eps=st.floats(2.0**-7, 5.0, width=32), norm=st.sampled_from(balls.NORMS))
 def test_projection_onto_the_ball(delta, eps, norm):
-    p = np.asarray(robustness.project_ball(jnp.asarray(delta), np.float32(eps), norm), np.float64)
+    p = np.asarray(balls.project_ball(jnp.asarray(delta), np.float32(eps), norm), np.float64)
     d64 = delta.astype(np.float64)
     if norm == "linf":
         np.testing.assert_array_equal(p, np.clip(d64, -np.float32(eps), np.float32(eps)))
@@ -150,7 +151,7 @@ def test_uniform_ball_radius_distribution():
     # 1e-6 (a false alarm once in a million runs).
     d, n, eps = 3, 2000, 0.7
     keys = jax.random.split(jax.random.key(0), n)
-    draw = jax.jit(jax.vmap(robustness.uniform_ball, (0, None, None, None)), static_argnums=(1, 3))
+    draw = jax.jit(jax.vmap(balls.uniform_ball, (0, None, None, None)), static_argnums=(1, 3))
     pts = draw(keys, (d,), eps, "l2")
     r = np.linalg.norm(np.asarray(pts, np.float64), axis=1) / eps
     assert r.max() <= 1 + gamma(d) / 2 + 4 * U
@@ -166,7 +167,7 @@ def test_band_noise_lives_in_its_band_with_the_stated_power(bands):
     # dct2(noise) = s mask z up to four DCT passes (Higham: (1 + 64 U)^4 - 1 relative, see
     # test_deep_dct.py) and the rounding of s (3 U); hence ||noise||^2 = s^2 ||z_mask||^2 and
     # E ||noise||^2 = s^2 |mask| = 64 sigma^2, whatever the band.
-    from sims.digits import band_masks
+    from sims.deep.digits import band_masks
 
     key, n, sigma = jax.random.key(3), 64, 0.3
     rho4 = (1 + 64 * U) ** 4 - 1

@@ -1,4 +1,4 @@
-"""End to end: ``python sims/deep_robustness.py`` on a tiny configuration, and its flag checks."""
+"""End to end: ``python sims/deep_robustness.py`` on a tiny configuration, its flag and resource checks."""
 
 from __future__ import annotations
 
@@ -6,14 +6,15 @@ import json
 
 import pytest
 
-from sims.deep_robustness import FIGURES, SUMMARY, main
+from sims.deep import report, stats, study
+from sims.deep.figures import FILES
+from sims.deep_robustness import SUMMARY, main
 
-# Two optimizers (SGD with momentum), one hidden layer of 16, two seeds and epochs, two grid points:
-# seconds, not minutes.
-TINY = ["--optimizers", "sgd,adam", "--momentum", "0.5", "--widths", "16", "--seeds", "2", "--epochs", "2",
+# SGD with momentum and Adam, one hidden layer of 16, four seeds, two epochs, two grid points: seconds.
+TINY = ["--optimizers", "sgd,adam", "--momentum", "0.5", "--widths", "16", "--seeds", "4", "--epochs", "2",
         "--lr-grid", "sgd=0.1,0.3", "--lr-grid", "adam=0.003,0.01", "--noise-sigmas", "0.2",
         "--noise-draws", "2", "--l2-eps", "0.5", "--linf-eps", "0.05", "--pgd-steps", "6",
-        "--power-iters", "20", "--quiet"]
+        "--power-iters", "20", "--resamples", "50", "--quiet"]
 
 
 BAD_INPUTS = [
@@ -35,6 +36,7 @@ BAD_INPUTS = [
     (["--lr-grid", "nadam=0.1"], "--lr-grid"),
     (["--optimizers", "sgd", "--lr-grid", "adam=0.1"], "--lr-grid"),
     (["--lr-grid", "adam=0.1", "--lr-grid", "adam=0.2"], "--lr-grid"),
+    (["--lr", "0.1"], "--lr"),  # no abbreviation of --lr-grid
     (["--noise-sigmas", "0.1,0"], "--noise-sigmas"),
     (["--noise-sigmas", "inf"], "--noise-sigmas"),
     (["--l2-eps", ""], "--l2-eps"),
@@ -51,39 +53,93 @@ BAD_INPUTS = [
     (["--no-such-flag"], "--no-such-flag"),
 ]
 
+# Huge values: refused by the memory or time estimate, before anything is computed.
+HUGE = [
+    (["--seeds", "1e9"], "--seeds"),
+    (["--widths", "1000000,1000000"], "--seeds"),  # the parameters alone: 3 copies of 1e12 floats
+    (["--epochs", "1e9"], "--epochs"),
+    (["--pgd-steps", "1e9"], "--pgd-steps"),
+    (["--noise-draws", "1e9"], "--noise-draws"),
+    (["--power-iters", "1e9"], "--power-iters"),
+    (["--resamples", "1e12"], "--resamples"),
+]
 
-@pytest.mark.parametrize("argv,flag", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+
+@pytest.mark.parametrize("argv,flag", BAD_INPUTS, ids=[" ".join(a) for a in (b for b, _ in BAD_INPUTS)])
 def test_bad_input_is_one_line_exit_2_no_files(argv, flag, assert_refused):
     assert_refused(main, argv, flag)
+
+
+@pytest.mark.parametrize("argv,flag", HUGE, ids=[" ".join(a) for a, _ in HUGE])
+def test_huge_values_are_refused_before_any_computation(argv, flag, assert_refused, monkeypatch):
+    """One line naming the flag, exit 2, nothing written, and the study never starts (issue 12)."""
+
+    def never(*args, **kwargs):
+        raise AssertionError("the study started")
+
+    monkeypatch.setattr(study, "run_study", never)
+    assert_refused(main, argv, flag)
+
+
+def test_the_defaults_pass_the_guards(run_cli, monkeypatch, tmp_path):
+    """The default run is not refused: the guards reach the study, which is stubbed out here."""
+
+    class Reached(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Reached
+
+    monkeypatch.setattr(study, "run_study", stop)
+    with pytest.raises(Reached):
+        main(["--quiet", "--out", str(tmp_path / "out")])
 
 
 def test_unwritable_out_is_refused(assert_out_refused):
     assert_out_refused(main)
 
 
+def test_empty_out_is_refused(run_cli):
+    # Not through assert_refused: it appends its own --out.
+    code, out, err = run_cli(main, ["--out", ""])
+    assert code == 2 and "--out" in err and len(err.strip().splitlines()) == 1 and out == ""
+
+
 def test_tiny_run_end_to_end_is_deterministic(tmp_path, run_cli):
+    """The run writes the set, states a verdict per claim and metric, and repeats itself exactly.
+
+    Each check can fail: a verdict outside the three, a per-lr list of the wrong length, an interval
+    that does not contain its mean, a README block that lacks a verdict of the JSON, a second run
+    that differs.
+    """
     a, b = tmp_path / "a", tmp_path / "b"
     code, out, err = run_cli(main, TINY + ["--out", str(a)])
     assert code == 0, err
-    assert "deep_robustness.py" not in err and "Traceback" not in err  # --quiet: no progress line
-    assert sorted(p.name for p in a.iterdir()) == sorted((SUMMARY,) + FIGURES)
+    assert err == ""  # --quiet: no progress
+    assert sorted(p.name for p in a.iterdir()) == sorted((SUMMARY,) + FILES)
     summary = json.loads((a / SUMMARY).read_text())
-    assert set(summary) == {"config", "results", "timing"}
-    res = summary["results"]["optimizers"]
-    assert set(res) == {"sgd", "adam"}
-    for r in res.values():
-        assert r["lr"] in r["lr_grid"]
-        assert 0 <= r["clean_accuracy"]["mean"] <= 1
-        # Accuracy under attack can only fall with more steps (best iterate, same start).
-        for norm in ("l2", "linf"):
-            assert r["pgd"][norm]["max_change"] >= 0
-        assert len(r["weight_norms"]["frobenius"]["mean"]) == 2
-    for name in ("sgd", "adam", "PGD convergence", "band-limited", "Lipschitz"):
-        assert name in out
-    # Same seed, same numbers (the second run reuses the compiled functions).
+    assert sorted(summary["files"]) == sorted((SUMMARY,) + FILES)
+    res = summary["results"]
+    assert set(res["optimizers"]) == {"sgd", "adam"}
+    for r in res["optimizers"].values():
+        assert r["chosen_lr"]["lr"] in r["lr_grid"]
+        for key, iv in r["per_lr"].items():
+            assert len(iv["mean"]) == len(r["lr_grid"]), key
+            for m, lo, hi in zip(iv["mean"], iv["lo"], iv["hi"]):
+                if m is not None and not isinstance(m, list):
+                    assert lo <= m <= hi, key
+    assert len(res["comparisons"]) == 5  # one claim (sgd vs adam) x five headline metrics
+    for c in res["comparisons"]:
+        assert c["verdict"] in stats.VERDICTS
+        d = c["difference"]
+        assert c["verdict"] == stats.verdict(d["lo"] if d["lo"] is not None else float("nan"),
+                                             d["hi"] if d["hi"] is not None else float("nan"))
+        assert c["verdict"] in out
+    block = report.readme_block(summary)
+    for c in res["comparisons"]:
+        assert f"{c['difference']['value']:+.3f}" in block
     code, out2, _ = run_cli(main, TINY + ["--out", str(b), "--no-plots"])
     assert code == 0 and out2 == out
     assert sorted(p.name for p in b.iterdir()) == [SUMMARY]
     again = json.loads((b / SUMMARY).read_text())
-    assert again["results"] == summary["results"]
-    assert {k: v for k, v in again["config"].items()} == summary["config"]
+    assert again["results"] == summary["results"] and again["config"] == summary["config"]

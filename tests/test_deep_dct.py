@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from sims import digits
+from sims.deep import digits
 
 U = 2.0**-24
 TAU = 16 * U * (1 + math.log2(digits.SIDE))

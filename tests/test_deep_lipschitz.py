@@ -29,9 +29,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sims import networks, robustness
-from sims.digits import DIM
-from sims.networks import Architecture, Dense
+from sims.deep import networks, robustness
+from sims.deep.digits import DIM
+from sims.deep.networks import Architecture, Dense
 
 U = 2.0**-24
 

@@ -7,6 +7,11 @@
   fast (seed-last, blocked) path and for the generic vmapped path.
 * Records start with ``w0`` at step 0 and have the grid's length, so memory
   follows the grid, not the number of steps.
+* Gaps longer than one loop may run (int32 counters) are split into segments
+  exactly (:func:`sims.engine.split_gaps`); splitting changes no bit; the
+  64-bit step counter carries across ``2^32`` in the blocked draws.
+* Optimizers run element-wise only when declared so; declared or vmapped, the
+  numbers agree.
 """
 
 from __future__ import annotations
@@ -19,11 +24,17 @@ import numpy as np
 import optax
 import pytest
 
-from sims.engine import auto_block, is_elementwise, make_simulation, seed_keys, simulate
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jax.extend.random import threefry_2x32
+
+from sims import engine
+from sims.engine import MAX_SEGMENT, auto_block, make_simulation, seed_keys, simulate, split_gaps
 from sims.optimizers import OPTIMIZERS, make_optimizer
 from sims.oracles import GradientOracle, make_oracle
 from sims.recording import every_k, log_grid
-from theory.signal import dct_basis, paper_model
+from theory.gd import gd_error
+from theory.signal import dct_basis, make_model, paper_model
 
 # No JAX arrays at module scope (tests/conftest.py): the model is built on first use.
 _model = functools.lru_cache(maxsize=None)(paper_model)
@@ -90,11 +101,14 @@ def test_records_start_at_w0_and_follow_the_grid():
         simulate(sim, _model(), seed_keys(2), np.array([1, 2]))
 
 
-def _naive(oracle: GradientOracle, opts: tuple, key, steps: int):
+def _naive(oracle: GradientOracle, opts: tuple, key, steps: int, t0: int = 0, state0=None):
     """One seed, written from the public APIs: ``(k, steps + 1, d)`` ``w~`` of each optimizer.
 
     Like the engine it iterates on the error ``e = w - w*`` in input
-    coordinates, and shows the optimizers ``w = e + w*``.
+    coordinates, and shows the optimizers ``w = e + w*``. Step ``t`` (from
+    ``t0``) draws with the key ``threefry2x32(stream_key, (t >> 32, t mod 2^32))``,
+    the counter words computed here in Python integers: ``fold_in(stream_key, t)``
+    for ``t < 2^32``. ``state0``: per-optimizer ``(e, opt_state)`` to start from.
     """
     model = _model()
     basis = dct_basis(model.dim, model.spectrum.dtype)
@@ -102,17 +116,22 @@ def _naive(oracle: GradientOracle, opts: tuple, key, steps: int):
     data = oracle.init(data_key)
     w_star = model.w_star_freq @ basis
     e0 = model.e0_freq @ basis
+    stream = jax.random.key_data(stream_key)
+    counters = np.array([[(t >> 32) & 0xFFFFFFFF, t & 0xFFFFFFFF] for t in range(t0, t0 + steps)], np.uint32)
 
-    def body(carry, t):
+    def body(carry, counter):
         out = []
+        step_key = jax.random.wrap_key_data(threefry_2x32(stream, counter), impl="threefry2x32")
         for opt, (e, s) in zip(opts, carry):
-            g = oracle.grad(data, jax.random.fold_in(stream_key, t), (e @ basis.T)[None])[0] @ basis
+            g = oracle.grad(data, step_key, (e @ basis.T)[None])[0] @ basis
             u, s = opt.update(g, s, e + w_star)
             out.append((optax.apply_updates(e, u), s))
         return tuple(out), jnp.stack([e @ basis.T + model.w_star_freq for e, _ in out])
 
-    _, ws = jax.lax.scan(body, tuple((e0, opt.init(e0 + w_star)) for opt in opts), jnp.arange(steps))
-    return jnp.concatenate([jnp.broadcast_to(model.w0_freq, (1, len(opts), model.dim)), ws]).swapaxes(0, 1)
+    start = state0 if state0 is not None else tuple((e0, opt.init(e0 + w_star)) for opt in opts)
+    _, ws = jax.lax.scan(body, start, jnp.asarray(counters))
+    w_start = jnp.stack([e @ basis.T + model.w_star_freq for e, _ in start])
+    return jnp.concatenate([w_start[None], ws]).swapaxes(0, 1)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 3))
@@ -137,19 +156,142 @@ def test_fast_path_matches_generic_path(kind):
 
 
 def test_non_elementwise_optimizer():
-    """Global-norm clipping couples coordinates: it is vmapped per seed, and correct."""
+    """Global-norm clipping couples coordinates: not declared element-wise, it
+    is vmapped per seed, and correct; declaring it element-wise would clip the
+    norm over all seeds at once, which the check against the naive loop catches."""
     clip = optax.chain(optax.clip_by_global_norm(0.01), optax.sgd(0.5))
-    w0 = jnp.zeros(3)
-    assert not is_elementwise(clip.update, w0, clip.init(w0), w0)
-    for name, opt in OPTS.items():
-        assert is_elementwise(opt.update, w0, opt.init(w0), w0), name
     oracle = _oracle("online")
     sim = make_simulation({"clip": clip, "gd": OPTS["gd"]}, oracle)
+    assert sim.elementwise == (False, True)
     traj = np.asarray(simulate(sim, _model(), seed_keys(20), GRID).w_freq)
     alone = np.asarray(simulate(sim, _model(), seed_keys([7]), GRID).w_freq)
     np.testing.assert_array_equal(alone[0], traj[7])
     ref = np.asarray(_naive_seeds(oracle, (clip,), seed_keys(20)[7:8], STEPS))
     np.testing.assert_allclose(traj[7, 0], ref[0, 0, GRID], rtol=2e-5, atol=2e-5)
+    with pytest.raises(ValueError, match="unknown"):
+        make_simulation({"gd": OPTS["gd"]}, oracle, elementwise=["adam"])
+
+
+def test_declared_elementwise_equals_vmapped():
+    """The four optimizers run on the stacked batch (declared, the default) and
+    vmapped per seed (``elementwise=()``) give the same numbers: the same
+    element-wise operations on the same inputs; only XLA's fusion (and so
+    which products become FMAs) may differ, a few float32 roundings per step,
+    which the contraction of the dynamics keeps at the 1e-5 level of
+    ``test_fast_path_matches_generic_path`` over 300 steps."""
+    sim = make_simulation(OPTS, _oracle("online"), elementwise=())
+    assert sim.elementwise == (False,) * 4
+    assert make_simulation(OPTS, _oracle("online")).elementwise == (True,) * 4
+    got = np.asarray(simulate(sim, _model(), seed_keys(64), GRID).w_freq)
+    np.testing.assert_allclose(got, _run64("online"), rtol=1e-5, atol=1e-5)
+
+
+def test_split_gaps_of_a_gap_beyond_2_31():
+    """``2^32 + 5 = 2 (2^31 - 1) + 7``: two full segments, then 7 steps; only the last records."""
+    seg = split_gaps(np.array([0, 3, 2**32 + 8]))
+    np.testing.assert_array_equal(seg.lengths, [3, MAX_SEGMENT, MAX_SEGMENT, 7])
+    np.testing.assert_array_equal(seg.record, [True, False, False, True])
+    assert seg.lengths.dtype == np.int32
+    with pytest.raises(ValueError):
+        split_gaps(np.array([0, 5]), 0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    gaps=st.lists(st.integers(1, 2**40), min_size=1, max_size=6),
+    max_segment=st.one_of(st.integers(1, 50), st.just(MAX_SEGMENT)),
+)
+def test_split_gaps_reaches_every_grid_point(gaps, max_segment):
+    """The running sum of the segments, read where they record, is the grid
+    (in Python integers); every segment is in ``[1, max_segment]``; a gap takes
+    ``ceil(gap / max_segment)`` segments, the fewest possible."""
+    grid = np.concatenate([[0], np.cumsum(gaps)]).astype(np.int64)
+    if sum(-(-g // max_segment) for g in gaps) > 10**6:  # keep the arrays small
+        max_segment = MAX_SEGMENT
+    seg = split_gaps(grid, max_segment)
+    lengths = [int(v) for v in seg.lengths]
+    assert all(1 <= v <= max_segment for v in lengths)
+    ends = np.cumsum(np.array(lengths, dtype=object))
+    assert list(ends[seg.record]) == [int(g) for g in grid[1:]]
+    assert len(lengths) == sum(-(-g // max_segment) for g in gaps)
+
+
+def test_long_gaps_in_segments_match_gd_closed_form():
+    """Population GD with gaps split into segments of at most 97 steps (a
+    stand-in for 2^31 - 1) is bitwise the unsplit run, and equals the closed
+    form ``e~(t) = (1 - lr s^2)^t e~(0)`` (``theory.gd.gd_error``) at the grid,
+    whether each segment runs in its own call or all in one.
+
+    Tolerance (float64, u = 2^-53): a step ``e <- e - lr C^T diag(s^2) C e`` is
+    computed with an error at most ``(4d + 4) u ||e||`` (two unrolled d x d
+    products, the scaling and the update); the exact step is symmetric with
+    eigenvalues ``1 - lr s_k^2`` in ``[0, 1]``, so errors never grow: after
+    ``t`` steps at most ``t (4d + 4) u ||e0||``. The closed form's ``x^t``
+    with ``x`` rounded once is off by ``t u`` relatively, and the record
+    ``C e + w~*`` by ``4 d u (||e|| + ||w~*||)``. With ``t = 700``, d = 3:
+    ``atol = (700 * 16 + 700 + 12) u (||e0|| + ||w~*||) ~ 3e-11``.
+    A wrong split (a lost or an extra segment) moves ``e~_0`` by ``lr s_0^2 |e~_0|
+    = 0.005 * 5`` per step.
+    """
+    with jax.enable_x64(True):
+        model = make_model(np.array([0.1, 0.05, 0.0]), np.array([5.0, 10.0, 0.0]), np.array([0.01, -0.01, 0.02]))
+        lr = 0.5
+        sim = make_simulation({"gd": make_optimizer("gd", lr)}, make_oracle("population", model.spectrum))
+        grid = np.array([0, 250, 251, 700])
+        split = np.asarray(simulate(sim, model, seed_keys(2), grid, max_segment=97).w_freq)
+        whole = np.asarray(simulate(sim, model, seed_keys(2), grid).w_freq)
+        np.testing.assert_array_equal(split, whole)
+        one_call = np.asarray(simulate(sim, model, seed_keys(2), grid, max_segment=97, chunks=1).w_freq)
+        np.testing.assert_array_equal(one_call, whole)  # records picked out of one call's segments
+        expected = np.asarray(gd_error(model, lr)(jnp.asarray(grid, jnp.float64))) + np.asarray(model.w_star_freq)
+        u, d, t = 2.0**-53, 3, int(grid[-1])
+        scale = np.linalg.norm(model.e0_freq) + np.linalg.norm(model.w_star_freq)
+        atol = (t * (4 * d + 4) + t + 4 * d) * u * float(scale)
+        np.testing.assert_allclose(split[:, 0], np.broadcast_to(expected, split[:, 0].shape), rtol=0, atol=atol)
+
+
+def test_segments_do_not_change_random_streams():
+    """Online draws split into segments of 13 steps (block 8, so blocks restart
+    mid-way) are bitwise the unsplit run: a step's batch depends on its counter only."""
+    sim = make_simulation(OPTS, _oracle("online-noise"))
+    split = np.asarray(simulate(sim, _model(), seed_keys(64), GRID, max_segment=13, block=8).w_freq)
+    np.testing.assert_array_equal(split, _run64("online-noise"))
+
+
+def test_step_counter_carries_past_2_32():
+    """Eleven online steps from ``t = 2^32 - 5`` (block 4, so a block straddles
+    the wrap of the low word) equal the naive loop keyed by
+    ``threefry2x32(stream, (t >> 32, t mod 2^32))`` with the counter words
+    computed in Python integers. The counter ends at ``2^32 + 6``.
+    Tolerance as ``test_engine_matches_naive_loop`` (same batches, float32
+    rounding of differently fused updates). A counter that did not carry
+    would draw the batches of steps ``0, 1, ...`` after the wrap; the step
+    keys and the counter words are also checked bit for bit, against JAX's
+    threefry on the 64-bit counter and against Python integers."""
+    model, oracle = _model(), _oracle("online")
+    sim = make_simulation(OPTS, oracle)
+    keys = seed_keys(16)
+    plan = engine._make_plan(sim, model, 4)
+    t0, steps = 2**32 - 5, 11
+    state = engine._init(plan, keys)
+    state = state._replace(t=jnp.array([t0 >> 32, t0 & 0xFFFFFFFF], jnp.uint32))
+    run = jax.jit(lambda s: engine._run_steps(plan, s, jnp.int32(steps)))
+    end = run(state)
+    t_end = t0 + steps
+    np.testing.assert_array_equal(np.asarray(end.t), [t_end >> 32, t_end & 0xFFFFFFFF])
+    got = np.asarray(engine._w_freq(plan, end.e))  # (k, d, seeds)
+    ref = np.asarray(
+        jax.jit(lambda k: jax.vmap(lambda ki: _naive(oracle, tuple(OPTS.values()), ki, steps, t0))(k))(keys[:3])
+    )  # (3, k, steps + 1, d)
+    np.testing.assert_allclose(got[:, :, :3].transpose(2, 0, 1), ref[:, :, -1], rtol=2e-5, atol=2e-5)
+    # The keys themselves, bit for bit, against jax's threefry on the 64-bit counter.
+    stream = engine.key_words(jax.vmap(lambda k: jax.random.split(k)[1])(keys[:1]))
+    for t in (5, 2**32 - 1, 2**32, 2**32 + 6, 2**40 + 3):
+        words = engine.step_key_words(stream, jnp.array([[t >> 32], [t & 0xFFFFFFFF]], jnp.uint32))
+        want = threefry_2x32(stream[:, 0], np.array([t >> 32, t & 0xFFFFFFFF], np.uint32))
+        np.testing.assert_array_equal(np.asarray(words)[:, 0], np.asarray(want))
+    counter = engine._advance(jnp.array([0, 2**32 - 2], jnp.uint32)[:, None], jnp.arange(4, dtype=jnp.uint32))
+    np.testing.assert_array_equal(np.asarray(counter), [[0, 0, 1, 1], [2**32 - 2, 2**32 - 1, 0, 1]])
 
 
 def test_auto_block():

@@ -1,11 +1,13 @@
 """Sharding the seed axis over devices does not change any seed's trajectory.
 
-JAX fixes the number of host devices when it starts, so the check runs in a
-subprocess with ``XLA_FLAGS=--xla_force_host_platform_device_count=4``: six
-seeds (not a multiple of 4, so padded) on four CPU devices against the same
-six seeds on one device, bit for bit, in every gradient mode; for the online
-mode also against the first six of 64 seeds on one device, and three seeds
-on two of the four devices.
+JAX fixes the number of host devices when it starts, so the sharded runs go
+in one subprocess with ``XLA_FLAGS=--xla_force_host_platform_device_count=4``:
+six seeds (not a multiple of 4, so padded) on four CPU devices in every
+gradient mode, and, online, three seeds given explicitly on two of the four
+devices. It saves the records; this process runs the same seeds on its one
+device meanwhile (the two overlap on two cores) and compares bit for bit.
+The one-device runs are the engine's seed-count-independent reference
+(``tests/test_engine.py``), so the first six of 64 seeds need no extra run.
 """
 
 from __future__ import annotations
@@ -13,58 +15,75 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 
-SCRIPT = textwrap.dedent(
-    """
-    import jax
-    import numpy as np
+import jax
+import numpy as np
 
-    from sims.engine import make_simulation, seed_keys, simulate
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KINDS = ("population", "online", "online-noise", "fixed", "explicit")
+TWO_DEVICE_SEEDS = [4, 1, 5]
+
+
+def _cases():
+    from sims.engine import make_simulation
     from sims.optimizers import OPTIMIZERS, make_optimizer
     from sims.oracles import make_oracle
     from sims.recording import log_grid
     from theory.signal import paper_model
 
-    assert len(jax.devices()) == 4, jax.devices()
     model = paper_model()
     opts = {name: make_optimizer(name, 0.01) for name in OPTIMIZERS}
-    grid = log_grid(500, 12)
-    cases = {
+    oracles = {
         "population": make_oracle("population", model.spectrum),
         "online": make_oracle("online", model.spectrum, 5000),
         "online-noise": make_oracle("online", model.spectrum, 50, label_noise=0.3),
         "fixed": make_oracle("fixed", model.spectrum, 50),
         "explicit": make_oracle("online", model.spectrum, 20, "explicit"),
     }
-    one = jax.devices()[:1]
-    for name, oracle in cases.items():
-        sim = make_simulation(opts, oracle)
+    return model, {k: make_simulation(opts, oracles[k]) for k in KINDS}, log_grid(500, 12)
+
+
+def _sharded(out: str) -> None:
+    """The subprocess: four devices (and two of them), records saved to ``out``."""
+    from sims.engine import seed_keys, simulate
+
+    assert len(jax.devices()) == 4, jax.devices()
+    model, sims, grid = _cases()
+    got = {}
+    for kind, sim in sims.items():
         four = simulate(sim, model, seed_keys(6), grid)
-        assert len(four.w_freq.sharding.device_set) == 4, (name, four.w_freq.sharding)
-        single = simulate(sim, model, seed_keys(6), grid, devices=one)
-        a, b = np.asarray(four.w_freq), np.asarray(single.w_freq)
-        assert a.shape == (6, 4, len(grid), 3), a.shape
-        np.testing.assert_array_equal(a, b, err_msg=name)
-        if name == "online":
-            many = np.asarray(simulate(sim, model, seed_keys(64), grid, devices=one).w_freq)
-            np.testing.assert_array_equal(a, many[:6], err_msg=name)
-            # Two devices out of four, and seeds given explicitly.
-            two = simulate(sim, model, seed_keys([4, 1, 5]), grid, devices=jax.devices()[1:3])
-            np.testing.assert_array_equal(np.asarray(two.w_freq), many[[4, 1, 5]], err_msg=name)
-        print(name, "ok", flush=True)
-    print("ALL OK")
-    """
-)
+        assert len(four.w_freq.sharding.device_set) == 4, (kind, four.w_freq.sharding)
+        got[kind] = np.asarray(four.w_freq)
+    two = simulate(sims["online"], model, seed_keys(TWO_DEVICE_SEEDS), grid, devices=jax.devices()[1:3])
+    assert len(two.w_freq.sharding.device_set) == 2
+    got["online-two-devices"] = np.asarray(two.w_freq)
+    np.savez(out, **got)
 
 
-def test_four_devices_match_one_device():
+def test_four_devices_match_one_device(tmp_path):
+    from sims.engine import seed_keys, simulate
+
     env = dict(os.environ)
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
     env["JAX_PLATFORMS"] = "cpu"
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT], cwd=root, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "ALL OK" in proc.stdout
+    env["PYTHONPATH"] = os.pathsep.join([ROOT, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    out = str(tmp_path / "sharded.npz")
+    proc = subprocess.Popen([sys.executable, __file__, out], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        model, sims, grid = _cases()
+        one = jax.devices()[:1]
+        ref = {k: np.asarray(simulate(sim, model, seed_keys(6), grid, devices=one).w_freq) for k, sim in sims.items()}
+        log = proc.communicate(timeout=300)[0]
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, log
+    got = np.load(out)
+    for kind in KINDS:
+        assert got[kind].shape == (6, 4, len(grid), 3), got[kind].shape
+        np.testing.assert_array_equal(got[kind], ref[kind], err_msg=kind)
+    np.testing.assert_array_equal(got["online-two-devices"], ref["online"][TWO_DEVICE_SEEDS])
+
+
+if __name__ == "__main__":
+    _sharded(sys.argv[1])

@@ -16,6 +16,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from theory.quadratic import Quadratic
 from theory.signal import SignalModel, irrelevant_mask
 
 Array = jax.Array
@@ -39,6 +40,53 @@ def gd_error(model: SignalModel, lr) -> Callable[[Array], Array]:
     def e_freq_at(t: Array) -> Array:
         t = jnp.asarray(t)[..., None]
         return jnp.power(contraction, t) * model.e0_freq
+
+    return e_freq_at
+
+
+def gd_error_quadratic(quad: Quadratic, lr) -> Callable[[Array], Array]:
+    """Returns ``t -> e~(t) = (I - lr H~) ^ t e~(0)`` for GD on any quadratic.
+
+    The exact discrete trajectory of GD on ``R(e~) = 1/2 e~^T H~ e~``, e.g. on
+    a fixed training set with ``H~ = H~_S = X~^T X~ / n`` (THEORY.md section
+    8.4; ``theory.quadratic.empirical_quadratic``). With the eigendecomposition
+    ``H~ = Q diag(lambda) Q^T`` (``eigh`` of the symmetric ``H~``),
+
+        e~(t) = e~(0) + Q diag((1 - lr lambda)^t - 1) Q^T e~(0),
+
+    written as a correction to ``e~(0)`` so that directions with
+    ``lambda = 0`` contribute exactly nothing. A frequency with
+    ``H~_kk = 0`` (an irrelevant one: every sample has ``x~_k = 0``, and a zero
+    diagonal entry of a PSD matrix zeroes its row) is returned as ``e~_k(0)``
+    exactly.
+
+    Rounding: ``eigh`` is backward stable (the computed ``Q, lambda`` are
+    exact for some ``H~ + E`` with ``||E|| <= p(d) U ||H~||`` and ``Q``
+    orthonormal to ``p(d) U``), so for ``0 < lr ||H~|| <= 2`` the result is
+    within about ``(2 t p(d) + 5 t + O(d)) U ||e~(0)||`` of exact (``U`` the
+    unit roundoff).
+
+    Args:
+      quad: ``H~`` (symmetric PSD) and the start ``e~(0)``.
+      lr: learning rate.
+
+    Returns:
+      A function of an array of times ``t`` (shape ``T``) returning ``e~(t)``
+      of shape ``T + (d,)``. Real non-integer ``t`` needs every
+      ``1 - lr lambda >= 0`` (``lr lambda_max <= 1``); otherwise powers of
+      negative factors are NaN there.
+    """
+    h = quad.hessian_freq
+    e0 = quad.e0_freq
+    lam, q = jnp.linalg.eigh(h)
+    contraction = 1.0 - lr * lam
+    coef = q.T @ e0
+    fixed = jnp.diagonal(h) == 0
+
+    def e_freq_at(t: Array) -> Array:
+        t = jnp.asarray(t)[..., None]
+        moved = (jnp.power(contraction, t) - 1.0) * coef
+        return jnp.where(fixed, e0, e0 + moved @ q.T)
 
     return e_freq_at
 

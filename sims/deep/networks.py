@@ -23,7 +23,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from sims.digits import CLASSES, DIM, SIDE
+from sims.deep.digits import CLASSES, DIM, SIDE
 
 Array = jax.Array
 

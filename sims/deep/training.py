@@ -4,9 +4,9 @@ One run is a pure function of ``(key, lr)``: the key fixes the
 initialisation and the order of the mini-batches, and the whole run is one
 ``lax.scan`` over the steps of all epochs. Runs are ``vmap``-ed
 over seeds and over a grid of learning rates, and a learning rate is chosen
-per optimizer by the mean validation accuracy over seeds, so that the
-optimizers are compared at their own best clean accuracy (Ma, Pan and
-Farahmand, TMLR 2023, section 5).
+per optimizer by the one-standard-error rule on the validation accuracy
+(:func:`select_lr`); the study (:mod:`sims.deep.study`) also compares the
+optimizers along the whole grid (Ma, Pan and Farahmand, TMLR 2023, section 5).
 
 Adam and RMSProp use PyTorch's defaults, as the paper's code did
 (:mod:`sims.optimizers`, THEORY.md section 5); SGD may carry heavy-ball
@@ -22,8 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sims.digits import Split
-from sims.networks import Architecture, Conv, Params, apply, init_params
+from sims.deep.digits import Split
+from sims.deep.networks import Architecture, Conv, Params, apply, init_params
 from sims.optimizers import make_optimizer as shared_make_optimizer
 
 Array = jax.Array
@@ -162,14 +162,26 @@ class Selection(NamedTuple):
 
 
 def select_lr(lrs, val_accuracy) -> Selection:
-    """Picks the rate with the highest mean validation accuracy over seeds.
+    """The largest rate whose mean validation accuracy is within one standard error of the best.
 
-    Ties go to the earlier grid entry.
+    With ``m_l`` the mean over seeds and ``se_l = sd_l / sqrt(S)`` its
+    standard error (``sd`` with ``ddof=1``; 0 for one seed), let ``b`` be the
+    grid point with the largest ``m``; the choice is the largest ``lr`` with
+    ``m_l >= m_b - se_b`` (the "one-standard-error rule" of model selection).
+    A difference smaller than the seeds' own scatter, e.g. one validation
+    image, cannot move the choice unless it moves ``m_b - se_b`` across an
+    ``m_l``. Non-finite accuracies (none occur: accuracy is a count) would
+    count as 0.
 
     Args:
       lrs: ``(L,)`` grid.
       val_accuracy: ``(L, S)``.
     """
-    val = np.asarray(val_accuracy, np.float64)
-    i = int(np.argmax(val.mean(axis=1)))
-    return Selection(i, float(np.asarray(lrs)[i]), val)
+    val = np.nan_to_num(np.asarray(val_accuracy, np.float64))
+    lrs = np.asarray(lrs, np.float64)
+    mean = val.mean(axis=1)
+    se = val.std(axis=1, ddof=1) / np.sqrt(val.shape[1]) if val.shape[1] > 1 else np.zeros_like(mean)
+    best = int(np.argmax(mean))
+    ok = np.flatnonzero(mean >= mean[best] - se[best])
+    i = int(ok[np.argmax(lrs[ok])])
+    return Selection(i, float(lrs[i]), val)

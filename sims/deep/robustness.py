@@ -3,7 +3,7 @@
 Everything is stated for one classifier (a logits function, or a parameter
 pytree for the Lipschitz bounds) and one vector per sample; the caller
 vmaps over seeds and settings. A sample counts as correct when its logit margin
-``m(x) = z_y(x) - max_{j != y} z_j(x)`` is positive (:func:`sims.training.margin`).
+``m(x) = z_y(x) - max_{j != y} z_j(x)`` is positive (:func:`sims.deep.training.margin`).
 
 * **Noise**: Gaussian noise, white or restricted to a set of 2-D DCT
   frequencies; its power is fixed at ``E ||delta||_2^2 = 64 sigma^2``, the
@@ -17,17 +17,14 @@ vmaps over seeds and settings. A sample counts as correct when its logit margin
   so a longer run extends a shorter one; the attack keeps the smallest
   margin met on the way, and every iterate is in the ball, so accuracy under
   attack can only fall with more steps. The accuracy after ``T/2`` and ``T``
-  steps measures convergence. Inputs are not clipped to ``[0, 1]``: the
+  steps measures convergence. The iteration is :func:`sims.balls.pgd`, the
+  project's one PGD, on ``-m``. Inputs are not clipped to ``[0, 1]``: the
   threat model is the norm ball, as in the paper's theory.
 * **Lipschitz constant** ``L`` of the logits ``f: R^64 -> R^10`` in l2. Upper
   bound: ``prod_l ||A_l||_2`` over the linear layers (ReLU and max-pooling
   are 1-Lipschitz), each norm by power iteration. Lower estimate: for every
   ``x``, ``||grad m(x)||_2 = ||J(x)^T (e_y - e_j)||_2 <= sqrt2 ||J(x)||_2 <= sqrt2 L``,
   so ``max_x ||grad m(x)||_2 / sqrt2 <= L``.
-
-The norm-ball helpers (:func:`project_ball`, :func:`uniform_ball`,
-:func:`steepest_direction`) are generic; ``sims.attacks`` has private
-per-vector equivalents for the linear regression model.
 """
 
 from __future__ import annotations
@@ -40,10 +37,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sims.balls import NORMS, project_ball, steepest_direction, uniform_ball
-from sims.digits import DIM, idct2
-from sims.networks import Params, apply, linear_maps
-from sims.training import margin
+from sims import balls
+from sims.balls import NORMS
+from sims.deep.digits import DIM, idct2
+from sims.deep.networks import Params, apply, linear_maps
+from sims.deep.training import margin
 
 Array = jax.Array
 
@@ -51,7 +49,7 @@ Array = jax.Array
 # --- PGD ----------------------------------------------------------------------------------------
 
 
-class PGDResult(NamedTuple):
+class AttackResult(NamedTuple):
     """The outcome of :func:`pgd` on ``n`` samples.
 
     Attributes:
@@ -64,32 +62,8 @@ class PGDResult(NamedTuple):
     margins: Array
 
 
-def _pgd_one(key, logits_fn, x, y, eps, norm, steps, step_frac):
-    """PGD on one sample, minimising the margin; see :func:`pgd`."""
-    m = lambda d: margin(logits_fn(x + d), y)
-    value_and_grad = jax.value_and_grad(m)
-    eps = jnp.asarray(eps, x.dtype)
-    a = jnp.asarray(step_frac, x.dtype) * eps
-
-    def step(carry, _):
-        delta, best_delta, best = carry
-        value, g = value_and_grad(delta)
-        better = value < best
-        best_delta, best = jnp.where(better, delta, best_delta), jnp.where(better, value, best)
-        delta = project_ball(delta - a * steepest_direction(g, norm), eps, norm)
-        return (delta, best_delta, best), best
-
-    delta0 = uniform_ball(key, x.shape, eps, norm, x.dtype)
-    inf = jnp.asarray(jnp.inf, x.dtype)
-    (delta, best_delta, best), history = jax.lax.scan(step, (delta0, delta0, inf), None, length=steps)
-    last = m(delta)
-    better = last < best
-    best_delta, best = jnp.where(better, delta, best_delta), jnp.minimum(best, last)
-    return PGDResult(best_delta, jnp.append(history, best))
-
-
 def pgd(key: Array, logits_fn: Callable[[Array], Array], x: Array, y: Array, eps, norm: str, steps: int,
-        step_frac: float = 0.25) -> PGDResult:
+        step_frac: float = 0.25) -> AttackResult:
     """Projected gradient descent on the logit margin, per sample.
 
     Args:
@@ -103,14 +77,21 @@ def pgd(key: Array, logits_fn: Callable[[Array], Array], x: Array, y: Array, eps
       step_frac: step ``a = step_frac * eps``.
 
     Returns:
-      :class:`PGDResult`; the sample is robustly correct after ``k`` steps
+      :class:`AttackResult`; the sample is robustly correct after ``k`` steps
       iff ``margins[:, k] > 0``.
     """
     if norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}; choose from {', '.join(NORMS)}")
-    keys = jax.random.split(key, x.shape[0])
-    one = lambda k, xi, yi: _pgd_one(k, logits_fn, xi, yi, eps, norm, steps, step_frac)
-    return jax.vmap(one)(keys, x, y)
+    eps = jnp.asarray(eps, x.dtype)
+    step_size = jnp.asarray(step_frac, x.dtype) * eps
+
+    def one(k, xi, yi):
+        # Ascent on -m(x + delta): its best iterate is the smallest margin met.
+        out = balls.pgd(lambda d: -margin(logits_fn(xi + d), yi), k, xi.shape, eps, norm, steps, step_size,
+                        True, xi.dtype)
+        return AttackResult(out.best, -out.values)
+
+    return jax.vmap(one)(jax.random.split(key, x.shape[0]), x, y)
 
 
 # --- noise --------------------------------------------------------------------------------------
