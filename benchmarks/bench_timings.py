@@ -47,8 +47,12 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--commands", nargs="*", default=list(COMMANDS))
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "timings.json"))
+    p.add_argument("--merge", action="store_true", help="keep the other commands already in --out")
     args = p.parse_args()
     times: dict[str, list[float]] = {}
+    if args.merge and os.path.exists(args.out):
+        with open(args.out) as f:
+            times = {k: v for k, v in json.load(f)["commands"].items() if k not in args.commands}
     for cmd in args.commands:
         for r in range(args.runs):
             with tempfile.TemporaryDirectory() as tmp:
@@ -63,7 +67,8 @@ def main() -> int:
                 times.setdefault(cmd, []).append(time.perf_counter() - t)
             print(f"{cmd}: run {r + 1}: {times[cmd][-1]:.1f} s", file=sys.stderr)
     with open(args.out, "w") as f:
-        json.dump({"machine": machine(), "runs": args.runs, "commands": times}, f, indent=2)
+        ordered = {c: times[c] for c in COMMANDS if c in times} | times
+        json.dump({"machine": machine(), "runs": args.runs, "commands": ordered}, f, indent=2)
         f.write("\n")
     return 0
 

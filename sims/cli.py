@@ -136,6 +136,20 @@ def run_script(argv, parser: argparse.ArgumentParser, validate: Callable, run: C
         signal.signal(signal.SIGTERM, previous)
 
 
+def exit(code: int) -> None:
+    """A script's exit: after an interrupt, leave at once with ``code``.
+
+    An interrupted run has already removed its outputs, but threads may still
+    be inside XLA (the predictions compile beside the simulation), and
+    interpreter shutdown under them aborts; ``os._exit`` skips it.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if code in (EXIT_SIGINT, EXIT_SIGTERM):
+        os._exit(code)
+    sys.exit(code)
+
+
 # --------------------------------------------------------------------------
 # Argument types.
 

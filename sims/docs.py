@@ -31,13 +31,15 @@ README = os.path.join(ROOT, "README.md")
 #: block name -> (JSON relative to the repository, "module:function" rendering it).
 BLOCKS: dict[str, tuple[str, str]] = {
     "main-table": ("figures/summary.json", "sims.linear_dynamics:readme_block"),
+    "spectrum-sweep": ("figures/spectrum_summary.json", "sims.sweep_study:readme_block"),
     "phase-diagram": ("figures/phase_summary.json", "sims.phase_study:readme_block"),
     "deep": ("figures/deep_summary.json", "sims.deep.report:readme_block"),
     "small-lr-limit": ("figures/small_lr_limit.json", "sims.limits_study:readme_block"),
     "timings": ("benchmarks/timings.json", "sims.docs:timings_block"),
+    "seeds-at-scale": ("benchmarks/results_seeds.json", "sims.docs:seeds_block"),
 }
 
-_BLOCK = re.compile(r"(<!-- generated:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(\n<!-- end:(?P=name) -->)", re.S)
+_BLOCK = re.compile(r"(<!-- generated:(?P<name>[\w-]+) -->\n)(?P<body>.*?)\n?(<!-- end:(?P=name) -->)", re.S)
 
 
 def _function(path: str) -> Callable[[dict], str]:
@@ -54,10 +56,25 @@ def render(name: str) -> str:
 
 def timings_block(data: dict) -> str:
     """Wall times of the default commands over repeated runs (``benchmarks/bench_timings.py``)."""
-    lines = [f"Measured on {data['machine']}, {data['runs']} runs each (`python benchmarks/bench_timings.py`):", "",
-             "| command | wall time |", "|---|---|"]
+    lines = [f"Measured on {data['machine']}, one command after another on an otherwise idle machine, "
+             "installation excluded (`python benchmarks/bench_timings.py`):", "",
+             "| command | runs | wall time |", "|---|---|---|"]
     for cmd, times in data["commands"].items():
-        lines.append(f"| `{cmd}` | {min(times):.0f} to {max(times):.0f} s |")
+        fmt = "{:.1f}" if max(times) < 20 else "{:.0f}"
+        lines.append(f"| `{cmd}` | {len(times)} | {fmt.format(min(times))} to {fmt.format(max(times))} s |")
+    return "\n".join(lines)
+
+
+def seeds_block(data: dict) -> str:
+    """The main job's simulation at scale (``benchmarks/bench_seeds.py``)."""
+    lines = ["| run | record points | wall | simulation | attack check | wall / simulation | peak RSS | machine |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in data.values():
+        m = r["machine"]
+        lines.append(f"| `--seeds {r['seeds']} --steps {r['steps']}` | {r['record_points']} | {r['wall_s']:.0f} s "
+                     f"| {r['simulate_stats_s']:.0f} s | {r['attack_check_s']:.0f} s | {r['wall_over_simulation']:.2f} "
+                     f"| {r['peak_rss_mib'] / 1024:.2f} GB | {m['cpu_count']} cores, {m['device']}, load "
+                     f"{m['load_average_at_end'][0]:.1f} at the end |")
     return "\n".join(lines)
 
 
@@ -69,7 +86,7 @@ def rewrite(text: str) -> tuple[str, list[str]]:
         body = render(m.group("name"))
         if body != m.group("body").strip():
             changed.append(m.group("name"))
-        return m.group(1) + body + m.group(4)
+        return m.group(1) + body + "\n" + m.group(4)
 
     return _BLOCK.sub(sub, text), changed
 

@@ -505,7 +505,7 @@ def readme_block(summary: dict) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for problem, res in summary["results"].items():
         for mode in MODES:
-            for s, e in res.get(mode, {}).items():
+            for s, e in sorted(res.get(mode, {}).items(), key=lambda kv: SERIES.index(kv[0])):  # JSON sorts keys
                 f, sp = e["fit"], e.get("spread_fit")
                 lo, hi = f["interval"]
                 iv = "-" if lo is None or hi is None else f"[{lo:.2f}, {hi:.2f}]"

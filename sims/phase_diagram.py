@@ -196,4 +196,4 @@ def run(args, t_start: float) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.exit(main())

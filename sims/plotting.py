@@ -194,8 +194,8 @@ def _label_ends(ax, x_end: float, finals: list[tuple[float, str]], log: bool) ->
         if not np.isfinite(value) or (log and value <= 0):
             continue
         f = float(np.clip(to_frac(value), 0.0, 1.0))
-        while placed and f - placed[-1] < 0.045:
-            f = placed[-1] + 0.045
+        if placed:  # one nudge: at least 4.5% of the axis above the label below
+            f = max(f, placed[-1] + 0.045)
         placed.append(f)
         ax.annotate(f"{value:.4g}", xy=(x_end, value), xycoords="data",
                     xytext=(1.01, f), textcoords="axes fraction", color=color, fontsize=8, va="center",

@@ -41,8 +41,8 @@ THEORY_NAMES = {
     ("adam", "population"): "adam_ode", ("adam", "online"): "online_ode",
     ("rmsprop", "population"): "rmsprop_ode", ("rmsprop", "online"): "online_ode",
 }
-#: Segments the sign flow may take (d = 3 needs 3 or 4; d = 64 about 30).
-MAX_EVENTS = 128
+#: Segments the sign flow may take (d = 3 needs 3; d = 64 with 16 relevant frequencies about 200).
+MAX_EVENTS = 256
 
 
 class Prediction(NamedTuple):

@@ -64,7 +64,7 @@ from theory.signal import SignalModel
 Array = jax.Array
 
 #: Default device memory for one chunk's records and their statistics.
-MEMORY_BUDGET = 512 * 2**20
+MEMORY_BUDGET = 256 * 2**20
 
 #: Beyond this many seeds per device a chunk gains no speed (the engine is
 #: vectorised over seeds long before).
@@ -143,13 +143,14 @@ def chunk_size(n_seeds: int, steps: int, k: int, d: int, itemsize: int = 4, n_de
     """Seeds per chunk whose records fit ``budget`` bytes.
 
     A seed's share is its records ``(T, k, d)`` twice (the engine's calls and
-    their concatenation), its error ``(T, k, d)`` and its three curves ``(T, k)``
-    with their masked copies: ``T k itemsize (3 d + 6)`` bytes. The chunk is a
+    their concatenation), its error and absolute error ``(T, k, d)`` with a
+    masked copy, and its three curves and two band norms ``(T, k)`` with their
+    masked copies: ``T k itemsize (5 d + 10)`` bytes. The chunk is a
     multiple of ``SEED_MULTIPLE`` per device (the engine pads to it anyway), at
     least one such multiple and at most the seeds asked for (rounded up).
     """
     unit = SEED_MULTIPLE * n_devices
-    per_seed = steps * k * itemsize * (3 * d + 6)
+    per_seed = steps * k * itemsize * (5 * d + 10)
     fit = max(unit, budget // max(1, per_seed) // unit * unit)
     cap = min(MAX_CHUNK_PER_DEVICE * n_devices, -(-n_seeds // unit) * unit)
     return int(min(fit, max(unit, cap)))

@@ -26,10 +26,11 @@ Beside both, dashed in each optimizer's colour, the small-learning-rate
 limits of THEORY.md sections 3 and 8 (:mod:`sims.sweep_study`): GD's closed
 form, the sign flow (signGD) and the fixed-``c`` Adam and RMSProp ODEs, solved
 in float64 and vmapped over the models of one dimension. They are solved for
-the dynamics configuration and the sweep axes of ``--predict-axes`` (default:
-the cutoff axis; every ODE solve of ``d = 64`` costs seconds to minutes on 2
-cores), and the JSON says, per point and optimizer, how far each is from the
-simulation, or why there is no prediction.
+the dynamics run and for the sweep axes named in ``--predict`` (default:
+``dynamics`` only: one Adam or RMSProp ODE solve in ``d = 64`` takes minutes
+on a loaded 2-core machine, and the sign flow needs more than its event
+budget there), and the JSON says, per point and optimizer, how far each is
+from the simulation, or why there is no prediction.
 
 ``spectrum_summary.json`` holds the numbers, with the conventions of the
 main job's ``summary.json``.
@@ -115,9 +116,10 @@ def build_parser() -> cli.Parser:
     a("--sampler", choices=SAMPLERS, default="wishart", help="batch sampler (default: wishart)")
     a("--eps", type=cli.nonnegative_float, default=math.sqrt(2.0), help="l2 adversary budget (default: sqrt(2))")
     a("--record-points", type=cli.positive_int, default=200, help="log-spaced record points (default: 200)")
-    a("--predict-axes", default="cutoff",
-      help="sweep axes whose points also get the signGD, Adam and RMSProp predictions (comma list from "
-      "cutoff,alpha,dim, or none; the dynamics configuration always gets them) (default: cutoff)")
+    a("--predict", default="dynamics",
+      help="what gets the signGD, Adam and RMSProp predictions: a comma list from dynamics,cutoff,alpha,dim "
+      "(the dynamics run and sweep axes), or none; GD's closed form is always drawn (default: dynamics; "
+      "each d = 64 ODE solve takes minutes on a loaded 2-core machine)")
     a("--x64", action="store_true", help="compute in float64 (default: float32)")
     a("--out", default=cli.DEFAULT_OUT,
       help=f"output folder for {SUMMARY} and spectrum_*.png (default: {cli.DEFAULT_OUT}/; "
@@ -155,14 +157,24 @@ def validate(args) -> None:
     if len(set(args.alphas)) != len(args.alphas):
         raise cli.UsageError("--alphas: repeats a value")
     args.alphas = tuple(sorted(args.alphas))
-    axes = tuple(a.strip() for a in args.predict_axes.split(","))
-    if axes == ("none",):
-        axes = ()
-    if any(a not in SWEEP_AXES for a in axes) or len(set(axes)) != len(axes):
-        raise cli.UsageError(f"--predict-axes: a comma list from {','.join(SWEEP_AXES)} without repeats, or none")
-    args.predict_axes = axes
+    what = tuple(a.strip() for a in args.predict.split(","))
+    what = () if what == ("none",) else what
+    if any(a not in ("dynamics",) + SWEEP_AXES for a in what) or len(set(what)) != len(what):
+        raise cli.UsageError(f"--predict: a comma list from dynamics,{','.join(SWEEP_AXES)} without repeats, or none")
+    args.predict_dynamics = "dynamics" in what
+    args.predict_axes = tuple(a for a in SWEEP_AXES if a in what)
     cli.check_gradient_flags(args)
     args.hparams = cli.parse_hparams(args.hparam, args.optimizers)
+    # Every sweep configuration (targets x points of one d) is one vmapped program that keeps its
+    # weights on the record grid: (targets, T, d) float32, twice (the scan output and its copy).
+    points_per_dim = len(args.cutoffs) + len(args.alphas) + 1
+    biggest = max(max(args.dims), args.dim)
+    need = args.targets * points_per_dim * DIVERGENCE_POINTS * biggest * 4 * 2 + args.targets * biggest**2 * 8
+    cli.require_fits("--targets", need, f"{args.targets} targets x {points_per_dim} points at d = {biggest}")
+    # A lower bound on the sweep's time: two dense d x d products per step, per target and optimizer,
+    # at 1e11 flop/s (more than 2 CPU cores do).
+    flops = sum(args.targets * len(args.optimizers) * args.steps * 4.0 * d * d for d in args.dims)
+    cli.require_time("--dims", flops / 1e11, f"the sweep over d = {','.join(map(str, args.dims))}")
     cli.check_out_dir(args.out)
 
 
@@ -251,7 +263,9 @@ def run_sweep(points: Sequence[SweepPoint], make, keys, args) -> list[SweepRuns]
     grid = log_grid(args.steps, DIVERGENCE_POINTS)
     config = lambda p: (p.dim, p.alpha, p.cutoff)
     runs: dict = {}
-    for d in sorted({p.dim for p in points}):
+    dims = sorted({p.dim for p in points})
+    bar = cli.Progress("sweep", len(dims) * len(args.optimizers), args.quiet, unit="program")
+    for d in dims:
         configs = list(dict.fromkeys(config(p) for p in points if p.dim == d))
         models = stack_models([make(k, *c) for c in configs for k in keys])
         w_final, bad = {}, {}
@@ -260,6 +274,7 @@ def run_sweep(points: Sequence[SweepPoint], make, keys, args) -> list[SweepRuns]
             w = jax.jit(jax.vmap(lambda m: population_run(name, m, args.lr, grid, hp)))(models)  # (n, T, d)
             bad[name] = diverged(w, models)
             w_final[name] = np.asarray(w[:, -1], np.float64)
+            bar.update(1)
         gd = np.asarray(jax.vmap(lambda m: gd_error(m, args.lr)(args.steps))(models) + models.w_star_freq,
                         np.float64)
         n = len(keys)
@@ -267,6 +282,7 @@ def run_sweep(points: Sequence[SweepPoint], make, keys, args) -> list[SweepRuns]
             sl = slice(j * n, (j + 1) * n)
             runs[c] = SweepRuns(SignalModel(*(leaf[sl] for leaf in models)),
                                 {k: v[sl] for k, v in w_final.items()}, {k: v[sl] for k, v in bad.items()}, gd[sl])
+    bar.close()
     return [runs[config(p)] for p in points]
 
 
@@ -402,27 +418,31 @@ def run(args, t_start: float) -> int:
     runs = run_sweep(points, make, keys, args)
     t_sweep = time.perf_counter() - t_sweep
 
-    # The predictions: the dynamics configuration (population runs only) and the points of --predict-axes.
+    # The predictions: the dynamics run (population only) and the points of the --predict axes.
     t_pred = time.perf_counter()
     names = [n for n in PREDICTED if n in args.optimizers]
     config = lambda p: (p.dim, p.alpha, p.cutoff)
-    default = (args.dim, args.alpha, args.cutoff)
-    wanted = list(dict.fromkeys(([default] if mode == "population" else [])
-                                + [config(p) for p in points if p.axis in args.predict_axes]))
-    by_config = {config(p): r.models for p, r in zip(points, runs)}
-    cli.stage(f"solving {','.join(names) or 'no'} predictions for {len(wanted)} configurations x {args.targets} "
-              "targets (float64)", args.quiet)
-    preds, solve_s = solve_predictions(
-        wanted, [by_config[c] if c in by_config else stack_models([make(k, *c) for k in keys]) for c in wanted],
-        names, args.lr, grid, args.hparams) if names and wanted else ({}, {})
+    dyn_key = (args.dim, args.alpha, args.cutoff, "dynamics")  # the dynamics model alone (target 0)
+    wanted = list(dict.fromkeys(config(p) for p in points if p.axis in args.predict_axes))
+    models = [runs[[config(p) for p in points].index(c)].models for c in wanted]
+    if args.predict_dynamics and mode == "population" and dyn_key[:3] not in wanted:
+        wanted.append(dyn_key)
+        models.append(SignalModel(*(jnp.asarray(v)[None] for v in model)))
+    cli.stage(f"solving {','.join(names) or 'no'} predictions for {len(wanted)} configurations (float64)",
+              args.quiet)
+    preds, solve_s = solve_predictions(wanted, models, names, args.lr, grid, args.hparams) if names and wanted \
+        else ({}, {})
     t_pred = time.perf_counter() - t_pred
     sweep = sweep_summary(points, runs, args, stable, preds)
     pred_curves = {}
     for name in names:
-        p = preds[default][name] if mode == "population" else None
+        p = None
+        if args.predict_dynamics and mode == "population":
+            p = preds[dyn_key[:3] if dyn_key[:3] in preds else dyn_key][name]
         if p is None:
-            dynamics[name]["predicted"] = {"theory": None, "applicable": False,
-                                           "reason": f"the run uses {mode} batches; the limits here are population ones"}
+            why = (f"the run uses {mode} batches; the limits here are population ones" if mode != "population"
+                   else "not requested (--predict)")
+            dynamics[name]["predicted"] = {"theory": None, "applicable": False, "reason": why}
             continue
         one = PointPrediction(p.theory, p.e_freq[:1], p.applicable[:1], p.reason)
         m1 = SignalModel(*(jnp.asarray(v)[None] for v in model))
@@ -433,7 +453,7 @@ def run(args, t_start: float) -> int:
             **{k: v["mean"] for k, v in cmp["predicted"].items() if k in gd_curves},
             "distance": {k: v["mean"] for k, v in cmp["distance"].items()},
         }
-        if p.applicable[0]:
+        if np.isfinite(p.e_freq[0]).all(axis=-1).any():  # a sign flow out of events: drawn as far as it goes
             c = {k: np.asarray(v, np.float64) for k, v in risk_curves(
                 jnp.asarray(p.e_freq[0] + np.asarray(model.w_star_freq, np.float64), dtype), model,
                 args.eps)._asdict().items()}
@@ -480,7 +500,8 @@ def config_dict(args, mode: str) -> dict:
         "hparams": {n: {**DEFAULT_HYPERPARAMS[n], **args.hparams.get(n, {})} for n in args.optimizers},
         "seeds": args.seeds, "seed": args.seed, "batch_size": args.batch_size, "mode": mode,
         "sampler": args.sampler if mode != "population" else None, "eps": args.eps,
-        "record_points": args.record_points, "x64": args.x64, "dtype": "float64" if args.x64 else "float32",
+        "record_points": args.record_points, "predict": (["dynamics"] if args.predict_dynamics else [])
+        + list(args.predict_axes), "x64": args.x64, "dtype": "float64" if args.x64 else "float32",
         **cli.environment(),
     }
 
@@ -532,7 +553,8 @@ def _print_distances(s: dict, axis: str, xs, args) -> None:
     preds = {n: p for n, p in s.get("predictions", {}).items() if "distance" in p}
     if not preds:
         return
-    print(f"prediction distance per point, mean ± std over targets: | ||e~_I|| sim - pred |  ;  |R_a sim - pred| / R_a pred")
+    print("prediction distance per point, mean ± std over targets: "
+          "| ||e~_I|| sim - pred |  ;  |R_a sim - pred| / R_a pred")
     rows = [(axis if axis != "cutoff" else "irrelevant",) + tuple(f"{x:g}" for x in xs)]
     for name, p in preds.items():
         di, dr = p["distance"]["irrelevant_norm_abs"], p["distance"]["adversarial_risk_rel"]
@@ -570,7 +592,8 @@ def plot_dynamics(path, steps, curves, pred_curves, args, spectrum, mode, dynami
     """Four panels; each optimizer's prediction (``pred_curves``) dashed in its colour."""
     from sims.plotting import LABELS, band, optimizer_color as color, plt, save_figure, time_axis
 
-    fig, axes = plt.subplots(1, 4, figsize=(19, 4.8))
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
+    axes = axes.ravel()
     panels = (("irrelevant_norm", "irrelevant-band error ||e~_I(t)||", "log"),
               ("standard_risk", "standard risk R_s", "log"),
               ("adversarial_risk", f"l2 adversarial risk R_a (eps = {args.eps:.3g})", "linear"))
@@ -607,9 +630,11 @@ def plot_dynamics(path, steps, curves, pred_curves, args, spectrum, mode, dynami
     missing = [f"{LABELS.get(n, n)}: {p['reason']}" for n, p in
                ((n, r.get("predicted")) for n, r in dynamics.items()) if p is not None and not p["applicable"]]
     fig.suptitle(f"d = {args.dim}, sigma_k = {args.scale:g} (k+1)^-{args.alpha:g} for k < {args.cutoff}, 0 above; "
-                 f"lr {args.lr:g}, {source}, {args.seeds} seeds (mean, band = min-max)\n"
-                 f"dashed: GD closed form, sign flow, Adam/RMSProp ODEs ({FLOW_CAVEAT})"
-                 + ("\nno prediction: " + "; ".join(missing) if missing else ""), fontsize=9)
+                 f"lr {args.lr:g}, {source}, {args.seeds} seeds (band = min-max)\n"
+                 "dashed: GD closed form, sign flow, Adam/RMSProp fixed-c ODEs (lr -> 0 limits; a run differs by "
+                 "O(lr),\nfor signGD with a constant that grows with d: THEORY.md 8.1)"
+                 + ("\nno prediction at the end: " + "; ".join(missing) + " (drawn as far as it goes)"
+                    if missing else ""), fontsize=11)
     fig.tight_layout()
     save_figure(fig, path)
 
@@ -648,15 +673,15 @@ def plot_sweep(path, sweep, args) -> None:
             ax.set_title(title)
     axes[0, 0].plot([], [], "k--", marker="x", lw=1.1, label="prediction (mean)")
     axes[0, 0].legend(fontsize=8)
-    solved = ", ".join(args.predict_axes) or "none"
+    solved = (f"sign flow and Adam/RMSProp ODEs on the {', '.join(args.predict_axes)} axes, where they apply"
+              if args.predict_axes else "signGD, Adam and RMSProp not solved here (--predict), see the dynamics figure")
     fig.suptitle(f"sigma_k = {args.scale:g} (k+1)^-alpha for k < cutoff, 0 above; population gradient, lr {args.lr:g}, "
-                 f"t = {args.steps}; mean (± std on linear axes) over {args.targets} targets "
-                 f"w~* ~ N(0, {args.target_scale:g}^2) on the relevant band\n"
-                 f"dashed x: predictions (GD closed form everywhere; sign flow and Adam/RMSProp ODEs on the {solved} "
-                 f"axes, where they apply): {FLOW_CAVEAT}", fontsize=10)
+                 f"t = {args.steps}; mean (± std on linear axes) over {args.targets} targets\n"
+                 f"dashed x: predictions (GD closed form; {solved}); lr -> 0 limits, a run differs by O(lr)",
+                 fontsize=14)
     fig.tight_layout()
     save_figure(fig, path)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.exit(main())

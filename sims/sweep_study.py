@@ -157,3 +157,30 @@ def transpose(per_point: Sequence[Optional[dict]]) -> dict:
             vals = [none_stat(stat) if p is None else p[group][key] for p in per_point]
             out[group][key] = {s: [v[s] for v in vals] for s in stat}
     return out
+
+
+def readme_block(s: dict) -> str:
+    """The README's spectrum-sweep findings, rendered from ``spectrum_summary.json``."""
+    from sims.plotting import LABELS
+
+    cfg, dyn = s["config"], s["dynamics"]["optimizers"]
+    lines = [
+        f"`python sims/spectrum_sweep.py`: d = {cfg['dim']}, `sigma_k = {cfg['scale']:g} (k+1)^-{cfg['alpha']:g}` "
+        f"for k < {cfg['cutoff']} ({cfg['dim'] - cfg['cutoff']} irrelevant frequencies), lr {cfg['lr']:g}, "
+        f"{cfg['steps']} steps, {cfg.get('mode', 'population')} gradient; the sweeps use {cfg['targets']} targets "
+        "per point. Final values at the dynamics point, simulated beside predicted (THEORY.md 8; "
+        f"{s['theory']['caveat']}):",
+        "",
+        "| optimizer | R_s | `\\|\\|e~_I\\|\\|` | predicted | R_a | predicted | theory |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in dyn.items():
+        f, p = r["final"], r.get("predicted") or {}
+        ok = p.get("applicable", False)
+        lines.append(
+            f"| {LABELS.get(name, name)} | {f['standard_risk']['mean']:.2g} | {f['irrelevant_norm']['mean']:.3f} | "
+            f"{p['irrelevant_norm']:.3f} | " if ok else
+            f"| {LABELS.get(name, name)} | {f['standard_risk']['mean']:.2g} | {f['irrelevant_norm']['mean']:.3f} | - | ")
+        lines[-1] += (f"{f['adversarial_risk']['mean']:.2f} | {p['adversarial_risk']:.2f} | `{p['theory']}` |" if ok else
+                      f"{f['adversarial_risk']['mean']:.2f} | - | `{p.get('theory', '-')}`: {p.get('reason', '')} |")
+    return "\n".join(lines)

@@ -88,7 +88,7 @@ def load(out) -> dict:
 
 def test_outputs_written(short_run):
     names = sorted(os.listdir(short_run))
-    assert names == ["error_dynamics.png", "risks.png", "summary.json"]  # no temp files left
+    assert names == ["error_dynamics.png", "risks.png", "seeds.npz", "summary.json"]  # no temp files left
     for png in ("error_dynamics.png", "risks.png"):
         with open(os.path.join(short_run, png), "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
@@ -97,7 +97,7 @@ def test_outputs_written(short_run):
 def test_summary_schema(short_run):
     s = load(short_run)
     assert set(s) == {"config", "optimizers", "theory", "empirical", "timing", "files"}
-    assert s["files"] == ["error_dynamics.png", "risks.png", "summary.json"]
+    assert s["files"] == ["error_dynamics.png", "risks.png", "seeds.npz", "summary.json"]
     cfg = s["config"]
     for key in ("steps", "lr", "seeds", "batch_size", "mode", "optimizers", "spectrum", "w_star_freq", "w0_freq",
                 "eps", "record_points", "x64", "versions", "device", "hparams"):

@@ -165,8 +165,9 @@ def test_phases_and_chunk_size():
                                  _model().spectrum)
     for name, v in ref.items():
         np.testing.assert_array_equal(st.phases[name], v)
+    per_seed = 1500 * 4 * 4 * (5 * 3 + 10)  # T k itemsize (5 d + 10): records, e~, |e~|, curves, band norms
     c = chunk_size(10**5, 1500, 4, 3, 4, 1, 512 * 2**20)
-    assert c % 16 == 0 and c * 1500 * 4 * 4 * 15 <= 512 * 2**20 < (c + 16) * 1500 * 4 * 4 * 15
+    assert c % 16 == 0 and c * per_seed <= 512 * 2**20 < (c + 16) * per_seed
 
 
 def test_sample_seeds_cycles_over_kept_seeds():

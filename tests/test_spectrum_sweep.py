@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import json
 
+import math
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sims.spectrum_sweep import FIGURES, SUMMARY, SWEEP_AXES, main
+from sims.sweep_study import PointPrediction, compare, transpose
+from theory.signal import SignalModel
 
 SMALL = ["--dim", "8", "--cutoff", "2", "--cutoffs", "2", "--alphas", "1", "--dims", "8", "--targets", "1",
          "--steps", "5", "--seeds", "2", "--record-points", "10", "--optimizers", "gd,signgd", "--quiet",
-         "--no-plots"]
+         "--no-plots", "--predict", "none"]
 TINY = ["--dim", "8", "--cutoff", "2", "--cutoffs", "2,6", "--alphas", "0,1", "--dims", "8,16", "--targets", "2",
-        "--steps", "300", "--seeds", "1", "--record-points", "20", "--optimizers", "gd,signgd,adam", "--quiet"]
+        "--steps", "300", "--seeds", "1", "--record-points", "20", "--optimizers", "gd,signgd", "--quiet",
+        "--predict", "dynamics,cutoff"]
+TINY_LR = 1e-3  # the default --lr
 
 BAD_INPUTS = [
     (["--dim", "1"], "--dim"),
@@ -38,6 +46,8 @@ BAD_INPUTS = [
     (["--hparam", "adam.b1=2"], "--hparam"),
     (["--optimizers", "gd,lion"], "--optimizers"),
     (["--record-points", "1"], "--record-points"),
+    (["--predict", "cutoff,speed"], "--predict"),
+    (["--predict", "cutoff,cutoff"], "--predict"),
 ]
 
 
@@ -61,12 +71,12 @@ def test_writes_summary_and_figures(tiny_run):
     out, s = tiny_run
     for name in FIGURES:
         assert (out / name).stat().st_size > 10_000
-    assert set(s) == {"config", "dynamics", "sweep", "theory", "timing"}
+    assert set(s) == {"config", "dynamics", "files", "sweep", "theory", "timing"}
     assert set(s["sweep"]) == set(SWEEP_AXES)
     assert s["sweep"]["cutoff"]["irrelevant"] == [6, 2]
     assert s["sweep"]["dim"]["cutoff"] == [2, 4]  # cutoff / d kept at 2 / 8
     for axis in SWEEP_AXES:
-        for name in ("gd", "signgd", "adam"):
+        for name in ("gd", "signgd"):
             o = s["sweep"][axis]["optimizers"][name]
             assert len(o["adversarial_risk"]["mean"]) == len(s["sweep"][axis]["values"])
             assert o["diverged"] == [0] * len(s["sweep"][axis]["values"])
@@ -108,3 +118,88 @@ def test_same_seed_same_numbers_online(tmp_path):
     for s in runs:
         s.pop("timing")
     assert runs[0] == runs[1]
+
+
+def test_sign_flow_is_within_its_o_lr_gap_of_the_runs(tiny_run):
+    """The sweep's signGD prediction (the sign flow) against the simulated runs.
+
+    THEORY.md 8.1: discrete population signGD minus the flow is ``O(lr)`` in
+    ``||e~_I||``, with a constant of 2 to 27 (times lr) at ``d = 8``, cutoff
+    4 (and 157 to 320 at ``d = 16``, cutoff 8). The tiny run has ``d = 8``
+    and cutoffs 2 and 6, so ``| ||e~_I||_sim - ||e~_I||_flow | <= 30 lr`` is
+    the bound, plus float32 rounding of the run (``~300 steps x 2^-24 x
+    |e~|``, negligible). A flow evaluated at a wrong time, or the start instead
+    of the end, is off by ``O(tau) = O(0.3)``: 10 times the bound.
+    """
+    _, s = tiny_run
+    p = s["sweep"]["cutoff"]["predictions"]["signgd"]
+    assert p["theory"] == "sign_flow" and p["solved"] == [True, True]
+    assert p["applicable"] == [2, 2]
+    assert max(p["distance"]["irrelevant_norm_abs"]["max"]) <= 30 * TINY_LR
+    dyn = s["dynamics"]["optimizers"]["signgd"]["predicted"]
+    assert dyn["applicable"] and dyn["distance"]["irrelevant_norm_abs"] <= 30 * TINY_LR
+    # The GD closed form is the discrete iteration itself: float32 rounding only (see the GD test).
+    gd = s["sweep"]["cutoff"]["predictions"]["gd"]["distance"]["adversarial_risk_rel"]["max"]
+    assert max(gd) <= 1e-4
+
+
+def test_points_off_the_predict_axes_say_so(tiny_run):
+    """Points of axes not in ``--predict`` carry ``null`` with a reason, not numbers.
+
+    alpha = 0 lies on the alpha axis only (not predicted); alpha = 1 is the
+    cutoff axis's point (d, 1, 2), which was solved and is reused.
+    """
+    _, s = tiny_run
+    p = s["sweep"]["alpha"]["predictions"]["signgd"]
+    assert p["solved"] == [False, True]
+    assert p["predicted"]["irrelevant_norm"]["mean"][0] is None and p["reason"][0].startswith("not solved")
+    assert p["predicted"]["irrelevant_norm"]["mean"][1] is not None
+
+
+_finite = st.floats(-3.0, 3.0, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(_finite, min_size=18, max_size=18), st.lists(_finite, min_size=18, max_size=18),
+       st.lists(st.booleans(), min_size=3, max_size=3))
+def test_compare_against_the_risk_formula(w_sim, e_pred, applicable):
+    """:func:`compare` against THEORY.md section 2 written out in numpy.
+
+    3 targets, ``d = 6``, spectrum ``(1, 0.5, 0.25, 0, 0, 0)``: ``R_a = R_s +
+    2 eps sqrt(R_s/pi) ||w|| + eps^2/2 ||w||^2`` and ``||e~_I||`` on the last 3
+    frequencies, computed here in float64; :func:`compare` uses the package's
+    float32 risks, so the relative tolerance is float32 rounding of a few
+    sums, ``~10 x 2^-24 ~ 1e-6``, taken as 1e-5 (absolute 1e-5 for the
+    distances, which are differences of O(1) numbers). A target without a
+    prediction must drop out of both the predicted values and the distances.
+    """
+    spectrum = np.array([1.0, 0.5, 0.25, 0.0, 0.0, 0.0])
+    w_star = np.array([[1.0, -0.5, 0.2, 0, 0, 0], [0.3, 0.3, -1.0, 0, 0, 0], [-2.0, 0.1, 0.4, 0, 0, 0]])
+    w_sim = w_star + np.reshape(w_sim, (3, 6))
+    e_pred = np.reshape(e_pred, (3, 1, 6))
+    ok = np.array(applicable)
+    models = SignalModel(np.tile(spectrum, (3, 1)).astype(np.float32), w_star.astype(np.float32),
+                         np.zeros((3, 6), np.float32))
+    eps = math.sqrt(2.0)
+    out = compare(w_sim.astype(np.float32), np.ones(3, bool), PointPrediction("x", e_pred, ok, "why"), models, eps)
+
+    def ra(w):
+        e = w - w_star
+        rs = 0.5 * np.sum(spectrum**2 * e**2, axis=-1)
+        n = np.linalg.norm(w, axis=-1)
+        return rs + 2 * eps * np.sqrt(rs / np.pi) * n + eps**2 / 2 * n**2
+
+    ra_pred, ra_sim = ra(w_star + e_pred[:, 0]), ra(w_sim)
+    irr = lambda e: np.linalg.norm(e[:, 3:], axis=-1)  # noqa: E731
+    assert out["applicable"] == int(ok.sum())
+    if not ok.any():
+        assert out["predicted"]["adversarial_risk"]["mean"] is None
+        assert out["distance"]["adversarial_risk_rel"]["mean"] is None and out["reason"] == "why"
+        return
+    np.testing.assert_allclose(out["predicted"]["adversarial_risk"]["mean"], ra_pred[ok].mean(), rtol=1e-5)
+    np.testing.assert_allclose(out["distance"]["adversarial_risk_rel"]["max"],
+                               np.max(np.abs(ra_sim - ra_pred)[ok] / ra_pred[ok]), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out["distance"]["irrelevant_norm_abs"]["mean"],
+                               np.mean(np.abs(irr(w_sim - w_star) - irr(e_pred[:, 0]))[ok]), rtol=1e-5, atol=1e-5)
+    t = transpose([out, None])
+    assert t["solved"] == [True, False] and t["distance"]["adversarial_risk_rel"]["max"][1] is None

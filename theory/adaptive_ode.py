@@ -86,7 +86,6 @@ effective step ``1/sqrt(v)`` make the system stiff), a ``PIDController`` at
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple, Optional
 
 import diffrax
