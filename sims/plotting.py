@@ -168,6 +168,8 @@ def plot_error_dynamics(
         axes[2].set_title("final |e~_k| per frequency")
         axes[2].set_xlabel("frequency k")
         axes[2].set_yscale("log")
+        floor_log_axis(axes[2], [Band(*(None if v is None else v[-1] for v in err["abs_e_freq"]))
+                                 for err in errors.values()])
         if irrelevant.any():
             axes[2].axvspan(np.flatnonzero(irrelevant)[0] - 0.5, d - 0.5, color="gray", alpha=0.12, lw=0)
         axes[2].grid(True, alpha=0.3)
