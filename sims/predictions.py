@@ -65,8 +65,9 @@ class Prediction(NamedTuple):
 
 
 def _solve(name: str, batch_size: int, quad: Quadratic, lr, hp: Mapping[str, jax.Array], tau: jax.Array,
-           tau_max, population_h: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``(e~ on tau, applicable)`` for one quadratic (vmap-able over ``quad``)."""
+           tau_max, population_h: jax.Array, **tolerances) -> tuple[jax.Array, jax.Array]:
+    """``(e~ on tau, applicable)`` for one quadratic (vmap-able over ``quad``); ``tolerances``
+    (``rtol``, ``atol``) go to the Adam and RMSProp ODE solves."""
     if name == "gd":
         return gd_error_quadratic(quad, lr)(tau / lr), jnp.asarray(True)
     if name == "signgd":
@@ -76,7 +77,7 @@ def _solve(name: str, batch_size: int, quad: Quadratic, lr, hp: Mapping[str, jax
         flow = sign_flow(quad, max_events=MAX_EVENTS)
         return sign_flow_error(flow)(tau), flow.applicable
     extra = dict(batch_size=batch_size, population_hessian_freq=population_h if batch_size else None,
-                 saveat_tau=tau, tau_max=tau_max)
+                 saveat_tau=tau, tau_max=tau_max, **tolerances)
     if name == "adam":
         c = ode_constants(lr, b1=hp["b1"], b2=hp["b2"])
         p = adam_ode(quad, c.c1, c.c2, hp["eps"], **extra)
@@ -215,16 +216,7 @@ def _compiled_many(name: str, rtol: float, atol: float):
     """:func:`_solve`'s population branch at the given ODE tolerances, vmapped over quadratics."""
 
     def solve(quad: Quadratic, lr, hp, tau, tau_max):
-        if name in ("gd", "signgd"):
-            return _solve(name, 0, quad, lr, hp, tau, tau_max, quad.hessian_freq)
-        kw = dict(saveat_tau=tau, tau_max=tau_max, rtol=rtol, atol=atol)
-        if name == "adam":
-            c = ode_constants(lr, b1=hp["b1"], b2=hp["b2"])
-            p = adam_ode(quad, c.c1, c.c2, hp["eps"], **kw)
-        else:
-            c = ode_constants(lr, decay=hp["decay"])
-            p = rmsprop_ode(quad, c.c2, hp["eps"], shift_lr=lr, **kw)
-        return p.e_freq, p.applicable
+        return _solve(name, 0, quad, lr, hp, tau, tau_max, quad.hessian_freq, rtol=rtol, atol=atol)
 
     return jax.jit(jax.vmap(solve, in_axes=(0, None, None, None, None)))
 
