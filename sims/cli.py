@@ -66,8 +66,9 @@ class UsageError(Exception):
     """A bad flag or setting; the message names the flag."""
 
 
-class Interrupted(Exception):
-    """SIGTERM, raised in the main thread like ``KeyboardInterrupt`` for SIGINT."""
+class Interrupted(BaseException):
+    """SIGTERM, raised in the main thread like ``KeyboardInterrupt`` for SIGINT
+    (a ``BaseException``, so that no library's ``except Exception`` swallows it)."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -102,8 +103,21 @@ def fail(message: str, prog: Optional[str] = None) -> None:
     sys.exit(EXIT_USAGE)
 
 
-def _raise_interrupted(signum, frame):
-    raise Interrupted()
+#: Signals received by this run. The handler raises at once, but Python may run it inside a
+#: callback that discards exceptions (a garbage-collection hook), so the run also checks this
+#: record at every stage, progress update and before its outputs are committed.
+_SIGNALLED: list = []
+
+
+def _on_signal(signum, frame):
+    _SIGNALLED.append(signum)
+    check_interrupted()
+
+
+def check_interrupted() -> None:
+    """Raises ``KeyboardInterrupt`` or :class:`Interrupted` if the run has been signalled."""
+    if _SIGNALLED:
+        raise KeyboardInterrupt() if _SIGNALLED[0] == signal.SIGINT else Interrupted()
 
 
 def run_script(argv, parser: argparse.ArgumentParser, validate: Callable, run: Callable, prog: str) -> int:
@@ -123,7 +137,8 @@ def run_script(argv, parser: argparse.ArgumentParser, validate: Callable, run: C
     t_start = time.perf_counter()
     if getattr(args, "x64", False):
         jax.config.update("jax_enable_x64", True)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    _SIGNALLED.clear()
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         return run(args, t_start)
     except KeyboardInterrupt:
@@ -133,7 +148,8 @@ def run_script(argv, parser: argparse.ArgumentParser, validate: Callable, run: C
         print(f"{prog}: terminated; nothing written", file=sys.stderr)
         return EXIT_SIGTERM
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def exit(code: int) -> None:
@@ -314,6 +330,7 @@ def check_out_dir(path: str) -> str:
 
 def stage(message: str, quiet: bool = False) -> None:
     """Announces a stage of the run on stderr (``prog: message``)."""
+    check_interrupted()
     if not quiet:
         print(f"{_PROG['name']}: {message}", file=sys.stderr, flush=True)
 
@@ -348,6 +365,7 @@ class Progress:
         self.done = 0
 
     def update(self, n: int = 1) -> None:
+        check_interrupted()
         self.bar.update(n)
         self.done += n
 
@@ -408,6 +426,7 @@ class OutputSet:
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if exc_type is None:
+                check_interrupted()  # a signal whose exception was swallowed: still write nothing
                 self._commit()
         finally:
             shutil.rmtree(self.tmp, ignore_errors=True)

@@ -221,6 +221,7 @@ def run(args, t_start: float) -> int:
     for solver in solvers:
         while solver.is_alive():  # join in slices, so that Ctrl-C is seen at once
             solver.join(0.2)
+            cli.check_interrupted()
     if failed:
         raise failed[0]
     t_pred = time.perf_counter() - t_pred
