@@ -65,10 +65,10 @@ import jaxlib  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(HERE))
-from sims.engine import make_simulation, seed_keys, simulate  # noqa: E402
-from sims.optimizers import OPTIMIZERS, make_optimizer  # noqa: E402
-from sims.oracles import make_oracle  # noqa: E402
-from sims.recording import log_grid  # noqa: E402
+from sims.linear.engine import make_simulation, seed_keys, simulate  # noqa: E402
+from sims.common.optimizers import OPTIMIZERS, make_optimizer  # noqa: E402
+from sims.linear.oracles import make_oracle  # noqa: E402
+from sims.linear.recording import log_grid  # noqa: E402
 from theory.signal import PaperTraining, paper_model  # noqa: E402
 
 MODEL = paper_model()
@@ -186,8 +186,8 @@ def profile_pieces(seeds: int = 1024, steps: int = 1024, block: int = 8, repeats
     """
     import jax.numpy as jnp
 
-    from sims import engine as E
-    from sims.sampling import fold_in_words
+    from sims.linear import engine as E
+    from sims.linear.sampling import fold_in_words
 
     oracle = MODES["online-wishart"]()
     pop = MODES["population"]()

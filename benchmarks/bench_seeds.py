@@ -1,7 +1,7 @@
 """The main job at scale: statistics over many seeds in bounded memory.
 
-Calls :func:`sims.seed_stats.simulate_stats` and the fixed-budget
-:func:`sims.seed_stats.attack_check` directly, with the main job's defaults
+Calls :func:`sims.linear.seed_stats.simulate_stats` and the fixed-budget
+:func:`sims.linear.seed_stats.attack_check` directly, with the main job's defaults
 (the paper's model, online batches of n = 5000, lr 0.01, all four
 optimizers, a log grid of 300 points plus every step up to the signGD
 closed form's ``2 t2 + 10``, eps = sqrt 2, 10 000 test samples, PGD 20 steps
@@ -42,11 +42,11 @@ def main() -> None:
     import jax
     import numpy as np
 
-    from sims.engine import make_simulation
+    from sims.linear.engine import make_simulation
     from sims.linear_dynamics import PAPER, record_grid, signgd_theory
-    from sims.optimizers import OPTIMIZERS, make_optimizer
-    from sims.oracles import make_oracle
-    from sims.seed_stats import attack_check, simulate_stats
+    from sims.common.optimizers import OPTIMIZERS, make_optimizer
+    from sims.linear.oracles import make_oracle
+    from sims.linear.seed_stats import attack_check, simulate_stats
     from theory.signal import make_model
 
     model = make_model(*(jax.numpy.asarray(PAPER[k], jax.numpy.float32) for k in ("spectrum", "w_star", "w0")))

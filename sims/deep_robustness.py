@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Optional, Sequence
 
-from sims import cli
+from sims.common import cli
 from sims.deep.networks import ARCHS, Architecture, check_architecture
 from sims.deep.study import DEFAULT_WIDTHS, LR_GRIDS, StudyConfig, estimates
 from sims.deep.training import OPTIMIZERS
@@ -169,7 +169,7 @@ def run(args, t_start: float) -> int:
         if not args.no_plots:
             cli.stage("drawing the figures", args.quiet)
             from sims.deep.figures import FILES, plot_all
-            from sims.plotting import save_figure
+            from sims.common.plotting import save_figure
             plot_all(result, outputs.path, save_figure)
             assert all(f in outputs.files for f in FILES)
         result.summary["timing"]["total_s"] = time.perf_counter() - t_start

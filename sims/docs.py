@@ -31,10 +31,10 @@ README = os.path.join(ROOT, "README.md")
 #: block name -> (JSON relative to the repository, "module:function" rendering it).
 BLOCKS: dict[str, tuple[str, str]] = {
     "main-table": ("figures/summary.json", "sims.linear_dynamics:readme_block"),
-    "spectrum-sweep": ("figures/spectrum_summary.json", "sims.sweep_study:readme_block"),
-    "phase-diagram": ("figures/phase_summary.json", "sims.phase_study:readme_block"),
+    "spectrum-sweep": ("figures/spectrum_summary.json", "sims.linear.sweep_study:readme_block"),
+    "phase-diagram": ("figures/phase_summary.json", "sims.linear.phase_study:readme_block"),
     "deep": ("figures/deep_summary.json", "sims.deep.report:readme_block"),
-    "small-lr-limit": ("figures/small_lr_limit.json", "sims.limits_study:readme_block"),
+    "small-lr-limit": ("figures/small_lr_limit.json", "sims.linear.limits_study:readme_block"),
     "timings": ("benchmarks/timings.json", "sims.docs:timings_block"),
     "seeds-at-scale": ("benchmarks/results_seeds.json", "sims.docs:seeds_block"),
 }

@@ -22,16 +22,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sims import cli
-from sims.engine import make_simulation, seed_keys
-from sims.metrics import mean_std, risk_curves
-from sims.optimizers import DEFAULT_HYPERPARAMS, OPTIMIZERS, make_optimizer
-from sims.oracles import make_oracle
-from sims.plotting import LABELS, Band, plot_error_dynamics, plot_risks
-from sims.predictions import Prediction, fixed_set_hessians, predict
-from sims.recording import log_grid
-from sims.sampling import SAMPLERS
-from sims.seed_stats import CURVES, ERRORS, MEMORY_BUDGET, Moments, attack_check, simulate_stats
+from sims.common import cli
+from sims.linear.engine import make_simulation, seed_keys
+from sims.linear.metrics import mean_std, risk_curves
+from sims.common.optimizers import DEFAULT_HYPERPARAMS, OPTIMIZERS, make_optimizer
+from sims.linear.oracles import make_oracle
+from sims.common.plotting import LABELS, Band, plot_error_dynamics, plot_risks
+from sims.linear.predictions import Prediction, fixed_set_hessians, predict
+from sims.linear.recording import log_grid
+from sims.linear.sampling import SAMPLERS
+from sims.linear.seed_stats import CURVES, ERRORS, MEMORY_BUDGET, Moments, attack_check, simulate_stats
 from theory.gd import gd_is_stable, gd_max_stable_lr
 from theory.signal import SignalModel, make_model
 from theory.signgd import REASON_TEXT, Reason, signgd_phases, signgd_settled
@@ -123,12 +123,12 @@ def memory_estimates(args) -> list[tuple[str, float, str]]:
     """``(flag, bytes, what)`` for each part of the run that grows with a flag.
 
     Statistics over seeds are reduced on the device chunk by chunk
-    (:mod:`sims.seed_stats`), so the seeds cost only their final state; one
+    (:mod:`sims.linear.seed_stats`), so the seeds cost only their final state; one
     chunk costs at least ``SEED_MULTIPLE`` seeds' records.
     """
     d, k = len(args.spectrum), len(args.optimizers)
     points = args.record_points + min(args.steps, DENSE_STEPS_MAX) + 1
-    per_seed_records = points * k * 4 * (5 * d + 10)  # sims.seed_stats.chunk_size's accounting
+    per_seed_records = points * k * 4 * (5 * d + 10)  # sims.linear.seed_stats.chunk_size's accounting
     chunk = max(MEMORY_BUDGET, 16 * per_seed_records)
     stats = points * k * 8 * (4 * d + 4) * 5  # float64 moments of e~, |e~|, norms and curves, host
     finals = args.seeds * k * (d * 4 + 1 + 3 * 8)  # final weights, flags, signGD phase times
@@ -421,7 +421,7 @@ def readme_block(summary: dict) -> str:
     mode = cfg["mode"] if cfg["mode"] == "population" else f"{cfg['mode']} batches of {cfg['batch_size']}"
     lines = [f"`python sims/linear_dynamics.py`: {cfg['seeds']} seeds, {cfg['steps']} steps, lr {cfg['lr']:g}, "
              f"{mode}; mean ± std over seeds; predictions in float64 "
-             f"(`theory` names the formula, `sims/predictions.py`).", "",
+             f"(`theory` names the formula, `sims/linear/predictions.py`).", "",
              "| optimizer | R_s | weight norm | R_a | R_a predicted | "
              + " | ".join(f"e~_{k} | e~_{k} predicted" for k in irrelevant) + " | theory |",
              "|---" * (6 + 2 * len(irrelevant)) + "|"]

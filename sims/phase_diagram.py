@@ -7,7 +7,7 @@ Every cell is iterated exactly in float64 until it has settled, all cells in
 one compiled program, and its final irrelevant error ``e~_2`` is compared with
 the sign flow (THEORY.md section 8.1), which predicts every cell, ``q > 1/3``
 included; the l2 adversarial risk is compared with GD's at equal standard
-risk. The study is :mod:`sims.phase_study`. Writes ``phase_summary.json``,
+risk. The study is :mod:`sims.linear.phase_study`. Writes ``phase_summary.json``,
 ``phase_diagram.png`` and ``phase_slices.png`` to ``--out`` and prints a
 table. Ma, Pan and Farahmand, TMLR 2023 (arXiv:2308.06703), section 4.
 """
@@ -23,8 +23,8 @@ from typing import Optional, Sequence
 import jax
 import numpy as np
 
-from sims import cli
-from sims import phase_study as study
+from sims.common import cli
+from sims.linear import phase_study as study
 from theory.phase_bounds import settle_bound
 from theory.signal import SignalModel
 

@@ -9,7 +9,7 @@ fixed-``c`` ODEs and the online averaged ODEs (THEORY.md section 8), on the
 paper's setting and on a power-law spectrum in d = 8. Writes
 ``small_lr_limit.png`` and ``small_lr_limit.json`` to ``--out`` and prints
 the fitted slopes of ``log |discrete - limit|`` against ``log lr``. The study
-is :mod:`sims.limits_study`.
+is :mod:`sims.linear.limits_study`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import sys
 import time
 from typing import Optional, Sequence
 
-from sims import cli
-from sims import limits_study as study
+from sims.common import cli
+from sims.linear import limits_study as study
 
 PROG = "small_lr_limit.py"
 SUMMARY = "small_lr_limit.json"

@@ -20,10 +20,10 @@ Two studies, written to ``--out``:
   ``--alpha``) and against ``alpha`` (at ``--cutoff``), mean and spread over
   ``--targets`` drawn targets, population gradient, every configuration
   vmapped into one compiled program per optimizer
-  (:func:`sims.population.population_run`).
+  (:func:`sims.linear.population.population_run`).
 
 Beside both, dashed in each optimizer's colour, the small-learning-rate
-limits of THEORY.md sections 3 and 8 (:mod:`sims.sweep_study`): GD's closed
+limits of THEORY.md sections 3 and 8 (:mod:`sims.linear.sweep_study`): GD's closed
 form, the sign flow (signGD) and the fixed-``c`` Adam and RMSProp ODEs, solved
 in float64 and vmapped over the models of one dimension. They are solved for
 the dynamics run and for the sweep axes named in ``--predict`` (default:
@@ -48,15 +48,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sims import cli
-from sims.engine import make_simulation, seed_keys, simulate
-from sims.metrics import diverged, mean_std, risk_curves
-from sims.optimizers import DEFAULT_HYPERPARAMS, OPTIMIZERS, make_optimizer
-from sims.oracles import make_oracle
-from sims.population import population_run
-from sims.recording import log_grid
-from sims.sampling import SAMPLERS
-from sims.sweep_study import FLOW_CAVEAT, PREDICTED, PointPrediction, compare, solve_predictions, transpose
+from sims.common import cli
+from sims.linear.engine import make_simulation, seed_keys, simulate
+from sims.linear.metrics import diverged, mean_std, risk_curves
+from sims.common.optimizers import DEFAULT_HYPERPARAMS, OPTIMIZERS, make_optimizer
+from sims.linear.oracles import make_oracle
+from sims.linear.population import population_run
+from sims.linear.recording import log_grid
+from sims.linear.sampling import SAMPLERS
+from sims.linear.sweep_study import FLOW_CAVEAT, PREDICTED, PointPrediction, compare, solve_predictions, transpose
 from theory.gd import gd_error, gd_is_stable, gd_max_stable_lr
 from theory.signal import SignalModel, irrelevant_mask
 from theory.spectra import draw_w_star_freq, powerlaw_spectrum
@@ -309,8 +309,8 @@ def sweep_summary(points: Sequence[SweepPoint], runs: Sequence[SweepRuns], args,
     """``{axis: {values, dim, alpha, cutoff, irrelevant, optimizers: {name: {key: {mean: [], std: []}}},
     gd_closed_form, predictions: {name: ...}}}``: per-point lists along each axis.
 
-    ``predictions.<name>`` is :func:`sims.sweep_study.transpose` of the
-    per-point :func:`sims.sweep_study.compare` (``gd``: its closed form;
+    ``predictions.<name>`` is :func:`sims.linear.sweep_study.transpose` of the
+    per-point :func:`sims.linear.sweep_study.compare` (``gd``: its closed form;
     others: from ``preds``, ``{(d, alpha, cutoff): {name: PointPrediction}}``).
     """
     preds = preds or {}
@@ -590,7 +590,7 @@ def _print_rows(rows) -> None:
 
 def plot_dynamics(path, steps, curves, pred_curves, args, spectrum, mode, dynamics) -> None:
     """Four panels; each optimizer's prediction (``pred_curves``) dashed in its colour."""
-    from sims.plotting import LABELS, band, optimizer_color as color, plt, save_figure, time_axis
+    from sims.common.plotting import LABELS, band, optimizer_color as color, plt, save_figure, time_axis
 
     fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
     axes = axes.ravel()
@@ -640,7 +640,7 @@ def plot_dynamics(path, steps, curves, pred_curves, args, spectrum, mode, dynami
 
 
 def plot_sweep(path, sweep, args) -> None:
-    from sims.plotting import LABELS, optimizer_color as color, plt, save_figure
+    from sims.common.plotting import LABELS, optimizer_color as color, plt, save_figure
 
     keys = (("irrelevant_norm", "final ||e~_I||", "log"),
             ("standard_risk", f"final R_s (mean; drawn at least {LOG_FLOOR:g})", "log"),

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from sims import cli
+from sims.common import cli
 from sims.linear_dynamics import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,4 +1,4 @@
-"""PGD, norm balls and band-limited noise (``sims.balls.pgd`` via ``sims.deep.robustness``) against closed forms.
+"""PGD, norm balls and band-limited noise (``sims.common.balls.pgd`` via ``sims.deep.robustness``) against closed forms.
 
 A binary linear classifier ``z = x W + b`` (``W``: ``64 x 2``) has the
 margin ``m(x) = <v, x> + c`` with ``v = W[:, y] - W[:, 1 - y]`` and
@@ -39,7 +39,7 @@ import scipy.stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sims import balls
+from sims.common import balls
 from sims.deep import robustness
 from sims.deep.digits import DIM, dct2
 from sims.deep.training import margin

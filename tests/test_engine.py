@@ -8,7 +8,7 @@
 * Records start with ``w0`` at step 0 and have the grid's length, so memory
   follows the grid, not the number of steps.
 * Gaps longer than one loop may run (int32 counters) are split into segments
-  exactly (:func:`sims.engine.split_gaps`); splitting changes no bit; the
+  exactly (:func:`sims.linear.engine.split_gaps`); splitting changes no bit; the
   64-bit step counter carries across ``2^32`` in the blocked draws.
 * Optimizers run element-wise only when declared so; declared or vmapped, the
   numbers agree.
@@ -28,11 +28,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax.extend.random import threefry_2x32
 
-from sims import engine
-from sims.engine import MAX_SEGMENT, auto_block, make_simulation, seed_keys, simulate, split_gaps
-from sims.optimizers import OPTIMIZERS, make_optimizer
-from sims.oracles import GradientOracle, make_oracle
-from sims.recording import every_k, log_grid
+from sims.linear import engine
+from sims.linear.engine import MAX_SEGMENT, auto_block, make_simulation, seed_keys, simulate, split_gaps
+from sims.common.optimizers import OPTIMIZERS, make_optimizer
+from sims.linear.oracles import GradientOracle, make_oracle
+from sims.linear.recording import every_k, log_grid
 from theory.gd import gd_error
 from theory.signal import dct_basis, make_model, paper_model
 

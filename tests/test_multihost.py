@@ -27,10 +27,10 @@ STEPS = 200
 
 
 def _config():
-    from sims.engine import make_simulation
-    from sims.optimizers import OPTIMIZERS, make_optimizer
-    from sims.oracles import make_oracle
-    from sims.recording import log_grid
+    from sims.linear.engine import make_simulation
+    from sims.common.optimizers import OPTIMIZERS, make_optimizer
+    from sims.linear.oracles import make_oracle
+    from sims.linear.recording import log_grid
     from theory.signal import paper_model
 
     model = paper_model()
@@ -45,7 +45,7 @@ def _worker(port: int, process_id: int, out: str) -> None:
                                initialization_timeout=60)
     from jax.experimental import multihost_utils
 
-    from sims.engine import seed_keys, simulate
+    from sims.linear.engine import seed_keys, simulate
 
     assert jax.process_count() == 2 and len(jax.devices()) == 4 and len(jax.local_devices()) == 2, jax.devices()
     sim, model, grid = _config()
@@ -64,7 +64,7 @@ def _free_port() -> int:
 
 
 def test_two_processes_match_one_process(tmp_path):
-    from sims.engine import seed_keys, simulate
+    from sims.linear.engine import seed_keys, simulate
 
     env = dict(os.environ)
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()

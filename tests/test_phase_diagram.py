@@ -1,4 +1,4 @@
-"""Software tests of ``sims/grid.py``, ``sims/phase_study.py`` and ``python sims/phase_diagram.py``.
+"""Software tests of ``sims/linear/grid.py``, ``sims/linear/phase_study.py`` and ``python sims/phase_diagram.py``.
 
 Outputs, determinism, validation, and the grid engine against a plain loop,
 on tiny grids. The theory the study relies on (the drift and settle bounds,
@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 from sims import phase_diagram as pd
-from sims import phase_study
-from sims.grid import signgd_grid
+from sims.linear import phase_study
+from sims.linear.grid import signgd_grid
 from theory.phase_bounds import settle_bound
 from theory.signgd import signgd_phases, signgd_step_freq
 

@@ -1,4 +1,4 @@
-"""Every run finishes honestly or refuses at once (``sims/cli.py``).
+"""Every run finishes honestly or refuses at once (``sims/common/cli.py``).
 
 Each class of bad or extreme input gets one line on stderr naming the flag,
 exit code 2 and nothing written, before any computation; interrupts end a
@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from sims import cli
+from sims.common import cli
 from sims import linear_dynamics, phase_diagram, spectrum_sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

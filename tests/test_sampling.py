@@ -41,10 +41,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sims.engine import make_simulation, seed_keys, simulate
-from sims.optimizers import OPTIMIZERS, make_optimizer
-from sims.oracles import make_oracle
-from sims.sampling import (
+from sims.linear.engine import make_simulation, seed_keys, simulate
+from sims.common.optimizers import OPTIMIZERS, make_optimizer
+from sims.linear.oracles import make_oracle
+from sims.linear.sampling import (
     SMALL_DOF,
     fold_in_words,
     key_words,

@@ -1,10 +1,10 @@
-"""Statistics over seeds in chunks (``sims.seed_stats``) against the full trajectories.
+"""Statistics over seeds in chunks (``sims.linear.seed_stats``) against the full trajectories.
 
 * The streamed count, mean, std, min and max of ``e~`` and of the risk curves
-  equal NumPy's float64 statistics of :func:`sims.engine.simulate`'s output over
+  equal NumPy's float64 statistics of :func:`sims.linear.engine.simulate`'s output over
   the kept seeds, for several chunk sizes, within the float32 summation bound.
 * Seed ``i``'s final weights are bitwise the same with 4 and 8 seeds and any
-  chunking; divergence flags are :func:`sims.metrics.diverged`'s.
+  chunking; divergence flags are :func:`sims.linear.metrics.diverged`'s.
 * The fixed-budget attack check equals an independent per-sample computation
   and its interval covers what it estimates.
 """
@@ -18,12 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sims.engine import make_simulation, seed_keys, simulate
-from sims.metrics import diverged, observed_signgd_phases
-from sims.optimizers import make_optimizer
-from sims.oracles import make_oracle
-from sims.recording import every_k
-from sims.seed_stats import attack_check, chunk_size, dense_prefix, merge, sample_seeds, simulate_stats
+from sims.linear.engine import make_simulation, seed_keys, simulate
+from sims.linear.metrics import diverged, observed_signgd_phases
+from sims.common.optimizers import make_optimizer
+from sims.linear.oracles import make_oracle
+from sims.linear.recording import every_k
+from sims.linear.seed_stats import attack_check, chunk_size, dense_prefix, merge, sample_seeds, simulate_stats
 from theory.signal import paper_model, sample_freq
 
 _model = functools.lru_cache(maxsize=None)(paper_model)
@@ -133,7 +133,7 @@ def test_merge_is_the_pooled_statistics():
     """Chan's merge of two float64 partials equals the statistics of the pooled
     sample, up to float64 rounding (relative 1e-12 for these O(1) values, a
     few hundred u = 2^-53); an empty side leaves the other unchanged."""
-    from sims.seed_stats import _Partial
+    from sims.linear.seed_stats import _Partial
 
     rng = np.random.default_rng(0)
     a, b = rng.normal(1.0, 2.0, (7, 2, 3)), rng.normal(-1.0, 0.5, (12, 2, 3))

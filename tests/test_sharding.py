@@ -25,10 +25,10 @@ TWO_DEVICE_SEEDS = [4, 1, 5]
 
 
 def _cases():
-    from sims.engine import make_simulation
-    from sims.optimizers import OPTIMIZERS, make_optimizer
-    from sims.oracles import make_oracle
-    from sims.recording import log_grid
+    from sims.linear.engine import make_simulation
+    from sims.common.optimizers import OPTIMIZERS, make_optimizer
+    from sims.linear.oracles import make_oracle
+    from sims.linear.recording import log_grid
     from theory.signal import paper_model
 
     model = paper_model()
@@ -45,7 +45,7 @@ def _cases():
 
 def _sharded(out: str) -> None:
     """The subprocess: four devices (and two of them), records saved to ``out``."""
-    from sims.engine import seed_keys, simulate
+    from sims.linear.engine import seed_keys, simulate
 
     assert len(jax.devices()) == 4, jax.devices()
     model, sims, grid = _cases()
@@ -61,7 +61,7 @@ def _sharded(out: str) -> None:
 
 
 def test_four_devices_match_one_device(tmp_path):
-    from sims.engine import seed_keys, simulate
+    from sims.linear.engine import seed_keys, simulate
 
     env = dict(os.environ)
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()

@@ -10,7 +10,7 @@ import pytest
 import scipy.stats
 from hypothesis import given, settings, strategies as st
 
-from sims import limits_study as study
+from sims.linear import limits_study as study
 from sims.small_lr_limit import FIGURE, SUMMARY, main
 
 # Population only: the online limits' compilation alone takes longer than this file's budget.

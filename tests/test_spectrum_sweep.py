@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sims.spectrum_sweep import FIGURES, SUMMARY, SWEEP_AXES, main
-from sims.sweep_study import PointPrediction, compare, transpose
+from sims.linear.sweep_study import PointPrediction, compare, transpose
 from theory.signal import SignalModel
 
 SMALL = ["--dim", "8", "--cutoff", "2", "--cutoffs", "2", "--alphas", "1", "--dims", "8", "--targets", "1",

@@ -29,10 +29,10 @@ import numpy as np
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from sims.engine import make_simulation, seed_keys, simulate
-from sims.optimizers import make_optimizer
-from sims.oracles import make_oracle
-from sims.recording import every_k, every_step
+from sims.linear.engine import make_simulation, seed_keys, simulate
+from sims.common.optimizers import make_optimizer
+from sims.linear.oracles import make_oracle
+from sims.linear.recording import every_k, every_step
 from theory import risks
 from theory.signal import dct_basis, make_model, paper_model
 

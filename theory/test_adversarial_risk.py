@@ -34,7 +34,7 @@ import numpy as np
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from sims.attacks import monte_carlo_risk, pgd_l2, pgd_linf, worst_case_l2, worst_case_linf
+from sims.linear.attacks import monte_carlo_risk, pgd_l2, pgd_linf, worst_case_l2, worst_case_linf
 from theory import risks
 from theory.signal import make_model, sample_freq, to_input
 from theory.test_standard_risk import coord, tau

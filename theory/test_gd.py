@@ -45,10 +45,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from sims.engine import make_simulation, seed_keys, simulate
-from sims.optimizers import make_optimizer
-from sims.oracles import MODES, make_oracle
-from sims.recording import every_step
+from sims.linear.engine import make_simulation, seed_keys, simulate
+from sims.common.optimizers import make_optimizer
+from sims.linear.oracles import MODES, make_oracle
+from sims.linear.recording import every_step
 from theory import gd
 from theory.signal import make_model
 

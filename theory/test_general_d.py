@@ -57,10 +57,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sims.engine import make_simulation, seed_keys, simulate
-from sims.optimizers import make_optimizer
-from sims.oracles import make_oracle
-from sims.recording import every_step
+from sims.linear.engine import make_simulation, seed_keys, simulate
+from sims.common.optimizers import make_optimizer
+from sims.linear.oracles import make_oracle
+from sims.linear.recording import every_step
 from theory import gd
 from theory.signal import SignalModel, make_model
 from theory.spectra import powerlaw_spectrum

@@ -23,10 +23,10 @@ import math
 import numpy as np
 import pytest
 
-from sims.engine import make_simulation, seed_keys, simulate
-from sims.optimizers import make_optimizer
-from sims.oracles import make_oracle
-from sims.recording import log_grid
+from sims.linear.engine import make_simulation, seed_keys, simulate
+from sims.common.optimizers import make_optimizer
+from sims.linear.oracles import make_oracle
+from sims.linear.recording import log_grid
 from theory import gd, risks, signgd
 from theory.signal import PaperTraining, paper_model
 

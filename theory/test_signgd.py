@@ -54,10 +54,10 @@ import pytest
 from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
-from sims.engine import make_simulation, seed_keys, simulate
-from sims.optimizers import make_optimizer
-from sims.oracles import make_oracle
-from sims.recording import every_step
+from sims.linear.engine import make_simulation, seed_keys, simulate
+from sims.common.optimizers import make_optimizer
+from sims.linear.oracles import make_oracle
+from sims.linear.recording import every_step
 from theory import signgd
 from theory.signal import dct_basis, make_model
 from theory.signgd import REASON_TEXT, NotApplicableError, Reason

@@ -27,7 +27,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sims.attacks import monte_carlo_risk
+from sims.linear.attacks import monte_carlo_risk
 from theory import risks
 from theory.signal import make_model
 

@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from sims.balls import NORMS  # noqa: E402
+from sims.common.balls import NORMS  # noqa: E402
 from sims.deep import stats  # noqa: E402
 from sims.deep.study import StudyResult, headline, metric  # noqa: E402
 

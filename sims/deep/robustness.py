@@ -17,7 +17,7 @@ vmaps over seeds and settings. A sample counts as correct when its logit margin
   so a longer run extends a shorter one; the attack keeps the smallest
   margin met on the way, and every iterate is in the ball, so accuracy under
   attack can only fall with more steps. The accuracy after ``T/2`` and ``T``
-  steps measures convergence. The iteration is :func:`sims.balls.pgd`, the
+  steps measures convergence. The iteration is :func:`sims.common.balls.pgd`, the
   project's one PGD, on ``-m``. Inputs are not clipped to ``[0, 1]``: the
   threat model is the norm ball, as in the paper's theory.
 * **Lipschitz constant** ``L`` of the logits ``f: R^64 -> R^10`` in l2. Upper
@@ -37,8 +37,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sims import balls
-from sims.balls import NORMS
+from sims.common import balls
+from sims.common.balls import NORMS
 from sims.deep.digits import DIM, idct2
 from sims.deep.networks import Params, apply, linear_maps
 from sims.deep.training import margin

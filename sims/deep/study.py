@@ -40,13 +40,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sims.balls import NORMS
+from sims.common.balls import NORMS
 from sims.deep import stats
 from sims.deep.digits import DIM, SIDE, Digits, Split, band_masks, block_mask, energy_mask, project, spectral_energy
 from sims.deep.networks import Architecture, apply, weight_norms, weight_shapes
 from sims.deep.robustness import dense_spectral_norms, lipschitz_bounds, noise_accuracy, pgd
 from sims.deep.training import OPTIMIZERS, TrainConfig, batched_accuracy, select_lr, train_grid
-from sims.optimizers import DEFAULT_HYPERPARAMS
+from sims.common.optimizers import DEFAULT_HYPERPARAMS
 
 #: Factor-2 grids around each optimizer's usual range; with momentum m the SGD
 #: grid is scaled by (1 - m), which keeps the effective step lr / (1 - m).

@@ -9,7 +9,7 @@ per optimizer by the one-standard-error rule on the validation accuracy
 optimizers along the whole grid (Ma, Pan and Farahmand, TMLR 2023, section 5).
 
 Adam and RMSProp use PyTorch's defaults, as the paper's code did
-(:mod:`sims.optimizers`, THEORY.md section 5); SGD may carry heavy-ball
+(:mod:`sims.common.optimizers`, THEORY.md section 5); SGD may carry heavy-ball
 momentum (PyTorch's form, ``v <- m v + g``, ``w <- w - lr v``).
 """
 
@@ -24,7 +24,7 @@ import optax
 
 from sims.deep.digits import Split
 from sims.deep.networks import Architecture, Conv, Params, apply, init_params
-from sims.optimizers import make_optimizer as shared_make_optimizer
+from sims.common.optimizers import make_optimizer as shared_make_optimizer
 
 Array = jax.Array
 
@@ -52,7 +52,7 @@ class TrainConfig(NamedTuple):
 def make_optimizer(name: str, lr, momentum: float = 0.0) -> optax.GradientTransformation:
     """The optax transformation for ``name`` at learning rate ``lr`` (may be traced).
 
-    :func:`sims.optimizers.make_optimizer` with ``"sgd"`` for its ``"gd"``
+    :func:`sims.common.optimizers.make_optimizer` with ``"sgd"`` for its ``"gd"``
     (the update is the same; here the gradient is a mini-batch's), plus
     optional heavy-ball momentum.
 

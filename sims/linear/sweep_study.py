@@ -5,7 +5,7 @@ gradient over sweep points (spectra) and targets. Here every optimizer's
 small-learning-rate limit (THEORY.md sections 3 and 8: GD's closed form,
 the sign flow, the fixed-``c`` Adam and RMSProp ODEs) is solved for the same
 models, in float64, one vmapped compiled solve per optimizer and dimension
-(:func:`sims.predictions.predict_many`), and compared with the simulated
+(:func:`sims.linear.predictions.predict_many`), and compared with the simulated
 final weights:
 
 * ``irrelevant_norm_abs``: ``| ||e~_I||_sim - ||e~_I||_pred |`` per target;
@@ -27,8 +27,8 @@ from typing import Mapping, NamedTuple, Optional, Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from sims.metrics import mean_std, risk_curves
-from sims.predictions import BatchPrediction, predict_many
+from sims.linear.metrics import mean_std, risk_curves
+from sims.linear.predictions import BatchPrediction, predict_many
 from theory.signal import SignalModel, irrelevant_mask
 
 #: Optimizers with a prediction here (GD's closed form is the sweep's ``gd_closed_form``).
@@ -161,7 +161,7 @@ def transpose(per_point: Sequence[Optional[dict]]) -> dict:
 
 def readme_block(s: dict) -> str:
     """The README's spectrum-sweep findings, rendered from ``spectrum_summary.json``."""
-    from sims.plotting import LABELS
+    from sims.common.plotting import LABELS
 
     cfg, dyn = s["config"], s["dynamics"]["optimizers"]
     lines = [

@@ -2,7 +2,7 @@
 
 ``python sims/phase_diagram.py`` is the command; this module is the study.
 Spectrum ``(sigma_0, sigma_0 sqrt(q), 0)``, ``q = sigma_1^2 / sigma_0^2``.
-Every cell is iterated with the exact frequency recursion (``sims.grid``),
+Every cell is iterated with the exact frequency recursion (``sims.linear.grid``),
 in float64, to a per-cell horizon past :func:`theory.phase_bounds.settle_bound`,
 and its final ``e~_2`` is compared with:
 
@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sims.grid import signgd_grid
+from sims.linear.grid import signgd_grid
 from theory.gd import gd_error, gd_limit
 from theory.phase_bounds import DRIFT_LR_BOUND, gd_time_at_risk, settle_bound
 from theory.quadratic import population_quadratic
@@ -343,7 +343,7 @@ def summarize(res: PhaseResults, grid: Grid, eps: float, tol: float) -> dict:
 
 
 def table_rows(s: dict) -> list[tuple[str, ...]]:
-    """The flow's accuracy per region, for :func:`sims.cli.print_rows`."""
+    """The flow's accuracy per region, for :func:`sims.common.cli.print_rows`."""
     f = s["flow"]
     rows = [("region", "cells", f"rel err < {f['tol']:g}", "max |final - flow|/lr", "median", "worst at (q, lr)",
              "final e~_2")]
@@ -453,7 +453,7 @@ def plot_phase_diagram(path: str, grid: Grid, c: dict, tol: float, eps: float, s
 def _draw_phase_diagram(plt, path, grid, c, tol, eps, sigma0) -> None:
     from matplotlib.colors import Normalize
 
-    from sims.plotting import save_figure
+    from sims.common.plotting import save_figure
 
     qe, le = _edges(grid.q), _edges(grid.lr)
     ns = len(grid.scales)
@@ -513,7 +513,7 @@ def plot_slices(path: str, grid: Grid, c: dict, sigma0: float) -> None:
 
 
 def _draw_slices(plt, path, grid, c, sigma0) -> None:
-    from sims.plotting import save_figure
+    from sims.common.plotting import save_figure
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
     e20 = c["e0_freq"][0, 0, 0, 2]

@@ -91,7 +91,7 @@ def _legend(fig, ax, extra_prediction: bool) -> None:
 
 def save_figure(fig, path: str) -> None:
     """Saves ``fig`` as a PNG at ``path`` and closes it (scripts write into a
-    :class:`sims.cli.OutputSet`, which moves the run's files into place together)."""
+    :class:`sims.common.cli.OutputSet`, which moves the run's files into place together)."""
     try:
         fig.savefig(path, dpi=130, bbox_inches="tight", format="png")
     finally:

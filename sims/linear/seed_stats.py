@@ -5,12 +5,12 @@ holds the seeds ``start, ..., stop - 1`` with keys
 ``seed_keys(range(start, stop), base_seed)``, so seed ``i`` is bitwise the
 same trajectory whatever the chunking (the engine's seed independence). At
 each record point, on the device, it reduces the chunk's kept seeds (those
-that did not diverge, :func:`sims.metrics.diverged`'s criterion) to a count,
+that did not diverge, :func:`sims.linear.metrics.diverged`'s criterion) to a count,
 a mean, a sum of squared deviations ``M2``, a minimum and a maximum, of
 
 * the error ``e~ = w~ - w~*`` (``(k, T, d)``), and
 * the risk curves ``R_s``, ``||w||`` and the l2 ``R_a`` (``(k, T)``,
-  :func:`sims.metrics.risk_curves`),
+  :func:`sims.linear.metrics.risk_curves`),
 
 and merges the chunks on the host in float64 by Chan, Golub and LeVeque's
 pairwise update (for counts ``n_a, n_b``, ``delta = mean_b - mean_a``):
@@ -56,8 +56,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sims.engine import SEED_MULTIPLE, Simulation, seed_keys, simulate_seeds_last
-from sims.metrics import DIVERGENCE_FACTOR, observed_signgd_phases
+from sims.linear.engine import SEED_MULTIPLE, Simulation, seed_keys, simulate_seeds_last
+from sims.linear.metrics import DIVERGENCE_FACTOR, observed_signgd_phases
 from theory.risks import adversarial_risk_l2, standard_risk, weight_norm
 from theory.signal import SignalModel
 
@@ -110,7 +110,7 @@ class SeedStats(NamedTuple):
       w_final: ``(seeds, k, d)`` final weights, in the engine's dtype.
       diverged: ``(seeds, k)`` bool.
       phases: ``{t1, t2, irrelevant_drift}`` of ``(seeds,)`` float64 for
-        signGD (:func:`sims.metrics.observed_signgd_phases`, NaN for diverged
+        signGD (:func:`sims.linear.metrics.observed_signgd_phases`, NaN for diverged
         seeds), or ``None`` when not asked.
     """
 
@@ -167,7 +167,7 @@ def _reduce_chunk(w: Array, valid: Array, model: SignalModel, eps, phase_index: 
     w_last = jnp.moveaxis(w, 2, -1)  # (T, k, S, d): XLA fuses the transpose into the consumers
     r_s = standard_risk(w_last, model)  # (T, k, S)
     curves = (r_s, weight_norm(w_last), adversarial_risk_l2(w_last, model, eps))
-    # sims.metrics.diverged, on the seed-last layout.
+    # sims.linear.metrics.diverged, on the seed-last layout.
     reference = jnp.maximum(standard_risk(model.w0_freq, model), standard_risk(jnp.zeros_like(model.w0_freq), model))
     finite = jnp.all(jnp.isfinite(w), axis=(0, 2))  # (k, S)
     blown = jnp.max(jnp.where(jnp.isfinite(r_s), r_s, jnp.inf), axis=0) > DIVERGENCE_FACTOR * reference
@@ -250,7 +250,7 @@ def simulate_stats(
     """Runs ``n_seeds`` seeds in chunks and keeps statistics over them.
 
     Args:
-      sim: from :func:`sims.engine.make_simulation`.
+      sim: from :func:`sims.linear.engine.make_simulation`.
       model: the signal model.
       base_seed: seed ``i`` uses ``fold_in(key(base_seed), i)``.
       n_seeds: number of seeds.
@@ -369,7 +369,7 @@ def sample_seeds(keep: np.ndarray, n_samples: int) -> np.ndarray:
 def _sample_losses(key, first, w, model, eps, attack: str, pgd: tuple):
     """Per-sample losses ``(B, k)``: sample ``first + b`` from ``fold_in(key, first + b)``
     attacks ``w[b]`` ``(B, k, d)``, each optimizer with the same sample."""
-    from sims.attacks import monte_carlo_risk
+    from sims.linear.attacks import monte_carlo_risk
 
     def one(j, wj):
         return monte_carlo_risk(jax.random.fold_in(key, j), wj, model, eps, 1, attack, **dict(pgd)).mean
@@ -400,7 +400,7 @@ def attack_check(
       model: the signal model.
       eps: l2 budget.
       n_samples: ``N`` (at least 2).
-      attack: one of :data:`sims.attacks.ATTACKS`.
+      attack: one of :data:`sims.linear.attacks.ATTACKS`.
       batch: samples per compiled call (memory bound; results do not depend on it).
       **pgd_kwargs: ``steps``, ``step_size``, ``random_start``, ``restarts`` for PGD.
 

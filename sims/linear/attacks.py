@@ -29,7 +29,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from sims.balls import pgd, steepest_direction
+from sims.common.balls import pgd, steepest_direction
 from theory.signal import SignalModel, sample_freq, to_input
 
 Array = jax.Array
@@ -88,7 +88,7 @@ def worst_case_linf(w: Array, x: Array, y: Array, eps) -> Array:
 
 
 def _pgd_one(key, w, x, y, eps, steps, step_size, random_start, norm):
-    """PGD on one sample's loss (:func:`sims.balls.pgd`), its last iterate; ``norm`` is static."""
+    """PGD on one sample's loss (:func:`sims.common.balls.pgd`), its last iterate; ``norm`` is static."""
     loss = lambda delta: sample_loss(w, x, y, delta)
     return pgd(loss, key, w.shape, eps, norm, steps, step_size, random_start, w.dtype).last
 

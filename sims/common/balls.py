@@ -1,7 +1,7 @@
 """Norm balls for perturbations: projection, uniform samples, steepest ascent, and PGD.
 
 :func:`pgd` is the one projected-gradient attack of the project; the linear
-model (:mod:`sims.attacks`) and the networks (:mod:`sims.deep.robustness`)
+model (:mod:`sims.linear.attacks`) and the networks (:mod:`sims.deep.robustness`)
 differ only in the objective they hand it. ``norm`` is ``"l2"`` or ``"linf"``.
 """
 
@@ -75,7 +75,7 @@ def pgd(objective: Callable[[Array], Array], key: Array, shape: tuple[int, ...],
     :func:`project_ball`. Every iterate lies in the ball, so each is a valid
     perturbation, and the best one met is kept: the attack can only get
     stronger with more steps. The one PGD of the project: the linear model's
-    (:mod:`sims.attacks`, ``f`` = the squared loss, last iterate) and the
+    (:mod:`sims.linear.attacks`, ``f`` = the squared loss, last iterate) and the
     networks' (:mod:`sims.deep.robustness`, ``f`` = minus the logit margin,
     best iterate) both call it.
 

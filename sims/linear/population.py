@@ -1,6 +1,6 @@
 """Population-gradient training as a pure function of the model and the lr.
 
-:mod:`sims.engine` compiles one program per model (the model and the lr are
+:mod:`sims.linear.engine` compiles one program per model (the model and the lr are
 constants in it) and runs many *seeds*. Sweeps over *configurations*
 (spectra, targets, learning rates) need the opposite: the model and the lr
 as traced arguments, so that one compiled program runs a whole grid of
@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sims.optimizers import make_optimizer
+from sims.common.optimizers import make_optimizer
 from theory.signal import SignalModel, dct_basis
 
 Array = jax.Array
@@ -45,7 +45,7 @@ def population_run(
     of configurations (``name``, ``grid`` and ``hparams`` are static).
 
     Args:
-      name: an optimizer of :data:`sims.optimizers.OPTIMIZERS`.
+      name: an optimizer of :data:`sims.common.optimizers.OPTIMIZERS`.
       model: the signal model (any ``d``).
       lr: learning rate (a scalar, possibly traced).
       grid: increasing record steps starting at 0 (static).

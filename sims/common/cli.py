@@ -35,7 +35,7 @@ import jax
 import numpy as np
 import optax
 
-from sims.optimizers import DEFAULT_HYPERPARAMS as OPT_HYPERPARAMS
+from sims.common.optimizers import DEFAULT_HYPERPARAMS as OPT_HYPERPARAMS
 
 EXIT_USAGE = 2
 EXIT_SIGINT = 130

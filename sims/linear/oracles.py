@@ -21,10 +21,10 @@ relevant band only (:func:`on_relevant_band`), which makes a power-law
 spectrum with ``m`` relevant of ``d`` frequencies cost ``O(m^2)`` a step,
 not ``O(d^2)``; the gradient is exactly 0 on the irrelevant band.
 
-Batched fast path (optional, used by :mod:`sims.engine` when present):
+Batched fast path (optional, used by :mod:`sims.linear.engine` when present):
 
 * ``draw(kw) -> stats``: the step's randomness for a batch of step keys given
-  as threefry key words ``kw`` ``(2, *batch)`` (:func:`sims.sampling.key_words`),
+  as threefry key words ``kw`` ``(2, *batch)`` (:func:`sims.linear.sampling.key_words`),
   with trailing ``batch`` axes. ``None`` when the oracle needs no randomness.
 * ``apply(state, stats, e) -> g``: the gradient with the *coordinate axis
   first*: ``e`` is ``(d, *lead, *batch)``; ``state`` and ``stats`` leaves carry
@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sims.sampling import (
+from sims.linear.sampling import (
     SAMPLERS,
     BatchStats,
     align_leading,

@@ -11,7 +11,7 @@ random numbers across optimizers):
 Each seed's key splits into ``(data_key, stream_key)``; the batch drawn at
 step ``t`` depends only on ``fold_in(stream_key, t)`` (keys of another PRNG
 implementation are first mapped to threefry words, see
-:func:`sims.sampling.key_words`). So a seed's trajectory does not depend on
+:func:`sims.linear.sampling.key_words`). So a seed's trajectory does not depend on
 how many seeds run beside it, on the record grid, on chunking, on the block
 size or on the devices the seeds are sharded over: ``tests/test_engine.py``
 and ``tests/test_sharding.py`` check this bit for bit. (That needs the same
@@ -32,13 +32,13 @@ How it runs fast (``benchmarks/bench_engine.py`` has the numbers):
   Wishart), the batches of the next ``block`` steps of every seed are drawn
   in one vectorised call (threefry written out so XLA fuses it; an exact
   Marsaglia-Tsang chi-square instead of ``jax.random.gamma``'s while loop;
-  see :mod:`sims.sampling`), materialised, and consumed by the inner loop.
+  see :mod:`sims.linear.sampling`), materialised, and consumed by the inner loop.
   Drawing inside the step let XLA fuse the generator into each consumer,
   recomputing it for every optimizer and coordinate.
 * **Element-wise optimizers run on the batch directly.** An optimizer
   declared element-wise (``make_simulation(..., elementwise=names)``; by
   default the names of :data:`ELEMENTWISE`, i.e. ``gd``, ``signgd``,
-  ``adam`` and ``rmsprop`` of :func:`sims.optimizers.make_optimizer`) is
+  ``adam`` and ``rmsprop`` of :func:`sims.common.optimizers.make_optimizer`) is
   applied to the ``(d, seeds)`` arrays as they are, with scalar state
   (Adam's step count, identical across seeds) shared, so e.g. Adam's bias
   correction is computed once per step rather than once per seed. Any other
@@ -76,10 +76,10 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from sims.oracles import GradientOracle
-from sims.recording import check_grid
-from sims.optimizers import OPTIMIZERS
-from sims.sampling import UNROLL_MAX_ENTRIES, key_words, threefry_slots
+from sims.linear.oracles import GradientOracle
+from sims.linear.recording import check_grid
+from sims.common.optimizers import OPTIMIZERS
+from sims.linear.sampling import UNROLL_MAX_ENTRIES, key_words, threefry_slots
 from theory.signal import SignalModel
 
 Array = jax.Array
@@ -152,12 +152,12 @@ def make_simulation(
 
     Args:
       optimizers: name -> optax transformation.
-      oracle: the gradient oracle (:mod:`sims.oracles`).
+      oracle: the gradient oracle (:mod:`sims.linear.oracles`).
       elementwise: names of the optimizers whose ``init`` and ``update`` are
         element-wise with scalar state shared across seeds, so that they may
         run on the stacked ``(d, seeds)`` arrays directly (faster); every
         other optimizer is vmapped over seeds. Default: the names in
-        :data:`ELEMENTWISE` (those of :func:`sims.optimizers.make_optimizer`).
+        :data:`ELEMENTWISE` (those of :func:`sims.common.optimizers.make_optimizer`).
         Pass ``()`` for a custom transformation under one of those names.
 
     Raises:
@@ -421,7 +421,7 @@ def split_gaps(grid, max_segment: int = MAX_SEGMENT) -> Segments:
     E.g. ``2^32 + 5 = 2 (2^31 - 1) + 7`` gives ``[2^31 - 1, 2^31 - 1, 7]``.
 
     Args:
-      grid: a record grid (:func:`sims.recording.check_grid`).
+      grid: a record grid (:func:`sims.linear.recording.check_grid`).
       max_segment: the longest segment, in ``[1, MAX_SEGMENT]``.
     """
     if not 1 <= max_segment <= MAX_SEGMENT:
@@ -536,7 +536,7 @@ def simulate(
       sim: from :func:`make_simulation`.
       model: the signal model (shared by all seeds).
       keys: ``(seeds,)`` PRNG keys, e.g. from :func:`seed_keys`.
-      grid: record steps, from :mod:`sims.recording` (starts at 0). Gaps may
+      grid: record steps, from :mod:`sims.linear.recording` (starts at 0). Gaps may
         be of any length (:func:`split_gaps`).
       chunks: the compiled scan runs in about this many calls, so that
         ``progress`` can report; results do not depend on it.

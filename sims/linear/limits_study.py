@@ -48,10 +48,10 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.stats
 
-from sims.engine import make_simulation, seed_keys, simulate
-from sims.optimizers import DEFAULT_HYPERPARAMS, make_optimizer
-from sims.oracles import make_oracle
-from sims.predictions import predict
+from sims.linear.engine import make_simulation, seed_keys, simulate
+from sims.common.optimizers import DEFAULT_HYPERPARAMS, make_optimizer
+from sims.linear.oracles import make_oracle
+from sims.linear.predictions import predict
 from theory.adaptive_ode import adam_ode, rmsprop_ode
 from theory.quadratic import Quadratic, population_quadratic
 from theory.signal import SignalModel, make_model, paper_model
@@ -437,7 +437,7 @@ def plot_study(path: str, results: Mapping, config: StudyConfig) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sims.plotting import save_figure
+    from sims.common.plotting import save_figure
 
     panels = [(mode, what) for mode, what in (("population", "difference"), ("online", "difference"),
                                               ("online", "spread")) if mode in config.modes]
@@ -500,7 +500,7 @@ def readme_block(summary: dict) -> str:
     lines = [f"`python sims/small_lr_limit.py`: lr = {lrs} to tau = lr t = {taus}; online batches of "
              f"{cfg['batch_size']}, {cfg['seeds']} seeds (seed mean); Adam c1 = {C1_ADAM:g}, c2 = {C2_ADAM:g}, "
              f"RMSProp c2 = {C2_RMSPROP:g} held fixed. Slope of log |discrete - limit| against log lr, "
-             f"with its {LEVEL:.0%} interval from the residuals (`sims/limits_study.py`).", "",
+             f"with its {LEVEL:.0%} interval from the residuals (`sims/linear/limits_study.py`).", "",
              "| problem | mode | optimizer | compared | slope | interval | expected | seed spread slope |",
              "|---|---|---|---|---|---|---|---|"]
     for problem, res in summary["results"].items():

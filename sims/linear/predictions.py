@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sims.optimizers import DEFAULT_HYPERPARAMS
+from sims.common.optimizers import DEFAULT_HYPERPARAMS
 from theory.adaptive_ode import adam_ode, ode_constants, rmsprop_ode
 from theory.gd import gd_error, gd_error_quadratic
 from theory.online_ode import online_signgd_ode

@@ -1,0 +1,1 @@
+"""The linear signal model: the dynamics, the engine that runs them over many seeds, and its studies."""
