@@ -69,9 +69,9 @@ from sims.linear.engine import make_simulation, seed_keys, simulate  # noqa: E40
 from sims.common.optimizers import OPTIMIZERS, make_optimizer  # noqa: E402
 from sims.linear.oracles import make_oracle  # noqa: E402
 from sims.linear.recording import log_grid  # noqa: E402
-from theory.signal import PaperTraining, paper_model  # noqa: E402
+from theory.signal import PaperTraining, paper_problem  # noqa: E402
 
-MODEL = paper_model()
+MODEL = paper_problem()
 TRAIN = PaperTraining()
 MODES = {
     "population": lambda: make_oracle("population", MODEL.spectrum),

@@ -47,25 +47,25 @@ def main() -> None:
     from sims.common.optimizers import OPTIMIZERS, make_optimizer
     from sims.linear.oracles import make_oracle
     from sims.linear.seed_stats import attack_check, simulate_stats
-    from theory.signal import make_model
+    from theory.signal import make_problem
 
-    model = make_model(*(jax.numpy.asarray(PAPER[k], jax.numpy.float32) for k in ("spectrum", "w_star", "w0")))
-    lr, eps = 0.01, math.sqrt(2.0)
-    sim = make_simulation({n: make_optimizer(n, lr) for n in OPTIMIZERS}, make_oracle("online", model.spectrum, 5000))
-    sg = signgd_theory(model, lr)
+    problem = make_problem(*(jax.numpy.asarray(PAPER[k], jax.numpy.float32) for k in ("spectrum", "w_star", "w0")))
+    lr, radius = 0.01, math.sqrt(2.0)
+    sim = make_simulation({n: make_optimizer(n, lr) for n in OPTIMIZERS}, make_oracle("online", problem.spectrum, 5000))
+    sg = signgd_theory(problem, lr)
     grid = record_grid(args.steps, 300, min(2 * sg["t2"] + 10, 20_000))
 
     t_sim = time.perf_counter()
-    stats = simulate_stats(sim, model, 0, args.seeds, grid, eps, phases=True)
+    stats = simulate_stats(sim, problem, 0, args.seeds, grid, radius, phases=True)
     t_sim = time.perf_counter() - t_sim
 
     t_att = time.perf_counter()
     key = jax.random.fold_in(jax.random.key(0), 2**31 - 1)
     keep = ~stats.diverged
     attacks = {
-        "worst_l2": attack_check(key, stats.w_final, keep, model, eps, args.test_samples, "worst_l2"),
-        "pgd_l2": attack_check(key, stats.w_final, keep, model, eps, args.test_samples, "pgd_l2", steps=20,
-                               step_size=eps / 2, restarts=4, random_start=True),
+        "worst_l2": attack_check(key, stats.w_final, keep, problem, radius, args.test_samples, "worst_l2"),
+        "pgd_l2": attack_check(key, stats.w_final, keep, problem, radius, args.test_samples, "pgd_l2", steps=20,
+                               step_size=radius / 2, restarts=4, random_start=True),
     }
     t_att = time.perf_counter() - t_att
     wall = time.perf_counter() - t0

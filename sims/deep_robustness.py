@@ -61,8 +61,8 @@ def build_parser() -> cli.Parser:
     a("--noise-sigmas", type=_list(cli.positive_float), default=D.noise_sigmas,
       help=f"per-pixel sigmas of Gaussian noise (default: {g(D.noise_sigmas)})")
     a("--noise-draws", type=cli.positive_int, default=D.noise_draws, help=f"draws per image (default: {D.noise_draws})")
-    a("--l2-eps", type=_list(cli.positive_float), default=D.l2_eps, help=f"l2 PGD radii (default: {g(D.l2_eps)})")
-    a("--linf-eps", type=_list(cli.positive_float), default=D.linf_eps, help=f"l_inf radii (default: {g(D.linf_eps)})")
+    a("--l2-radii", type=_list(cli.positive_float), default=D.l2_radii, help=f"l2 PGD radii (default: {g(D.l2_radii)})")
+    a("--linf-radii", type=_list(cli.positive_float), default=D.linf_radii, help=f"l_inf radii (default: {g(D.linf_radii)})")
     a("--pgd-steps", type=cli.positive_int, default=D.pgd_steps,
       help=f"PGD steps T; T/2 steps is the convergence check (default: {D.pgd_steps})")
     a("--pgd-step-frac", type=cli.positive_float, default=D.pgd_step_frac, help="step = frac * eps (default: 0.25)")
@@ -136,7 +136,7 @@ def validate(args) -> None:
     args.config = StudyConfig(args.arch, tuple(widths), tuple(args.optimizers), args.momentum,
                               parse_lr_grids(args.lr_grid, args.optimizers, args.momentum), args.epochs,
                               args.batch_size, args.seeds, args.seed, args.split_seed, tuple(args.noise_sigmas),
-                              args.noise_draws, tuple(args.l2_eps), tuple(args.linf_eps), args.pgd_steps,
+                              args.noise_draws, tuple(args.l2_radii), tuple(args.linf_radii), args.pgd_steps,
                               args.pgd_step_frac, args.pgd_tol, args.lowpass, args.keep_energy, args.block,
                               args.band_sigma, args.power_iters, args.resamples, args.x64)
     for e in estimates(args.config, n_train, n_test):

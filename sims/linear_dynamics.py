@@ -33,7 +33,7 @@ from sims.linear.recording import log_grid
 from sims.linear.sampling import SAMPLERS
 from sims.linear.seed_stats import CURVES, ERRORS, MEMORY_BUDGET, Moments, attack_check, simulate_stats
 from theory.gd import gd_is_stable, gd_max_stable_lr
-from theory.signal import SignalModel, make_model
+from theory.signal import Problem, make_problem
 from theory.signgd import REASON_TEXT, Reason, signgd_phases, signgd_settled
 
 PROG = "linear_dynamics.py"
@@ -80,7 +80,7 @@ def build_parser() -> cli.Parser:
       help="target w~* in frequency coordinates (default: 5,10,0)")
     a("--w0", type=cli.float_list, default=PAPER["w0"],
       help="initial w~(0) in frequency coordinates (default: 0.01,-0.01,0.02)")
-    a("--eps", type=cli.nonnegative_float, default=math.sqrt(2.0), help="l2 adversary budget (default: sqrt(2))")
+    a("--radius", type=cli.nonnegative_float, default=math.sqrt(2.0), help="l2 adversary budget (default: sqrt(2))")
     a("--out", default=cli.DEFAULT_OUT,
       help=f"output folder (default: {cli.DEFAULT_OUT}/; the README's figures are refreshed with --out figures)")
     a("--record-points", type=cli.positive_int, default=300,
@@ -150,11 +150,11 @@ def record_grid(steps: int, points: int, dense_until: int) -> np.ndarray:
     return np.union1d(log_grid(steps, points), dense).astype(np.int64)
 
 
-def signgd_theory(model: SignalModel, lr: float) -> dict:
+def signgd_theory(problem: Problem, lr: float) -> dict:
     """The signGD closed form, or why it does not apply."""
-    if model.dim != 3:
+    if problem.dim != 3:
         return {"applicable": False, "reason": "the closed form needs d = 3"}
-    ph, settled = signgd_phases(model, lr), signgd_settled(model, lr)
+    ph, settled = signgd_phases(problem, lr), signgd_settled(problem, lr)
     if not bool(ph.applicable):
         return {"applicable": False, "reason": REASON_TEXT[Reason(int(ph.reason))]}
     return {
@@ -173,24 +173,24 @@ def signgd_theory(model: SignalModel, lr: float) -> dict:
 
 def run(args, t_start: float) -> int:
     dtype = jnp.float64 if args.x64 else jnp.float32
-    model = make_model(*(jnp.asarray(v, dtype) for v in (args.spectrum, args.w_star, args.w0)))
+    problem = make_problem(*(jnp.asarray(v, dtype) for v in (args.spectrum, args.w_star, args.w0)))
     spectrum = np.asarray(args.spectrum)
     optimizers = {n: make_optimizer(n, args.lr, **args.hparams.get(n, {})) for n in args.optimizers}
     mode = "population" if args.batch_size == 0 else args.mode
-    oracle = make_oracle(mode, model.spectrum, args.batch_size, args.sampler, args.label_noise)
+    oracle = make_oracle(mode, problem.spectrum, args.batch_size, args.sampler, args.label_noise)
 
-    stable = bool(gd_is_stable(model.spectrum, args.lr))
-    max_lr = float(gd_max_stable_lr(model.spectrum))
+    stable = bool(gd_is_stable(problem.spectrum, args.lr))
+    max_lr = float(gd_max_stable_lr(problem.spectrum))
     gd_reason = (f"GD is stable iff 0 < lr * max(spectrum^2) < 2, i.e. lr < {max_lr:.6g}; "
                  f"here lr * max(spectrum^2) = {args.lr * float(np.max(spectrum ** 2)):.6g}")
-    sg = signgd_theory(model, args.lr)
+    sg = signgd_theory(problem, args.lr)
     dense_until = min(2 * sg["t2"] + 10, DENSE_STEPS_MAX) if sg["applicable"] else 2000
     grid = record_grid(args.steps, args.record_points, dense_until)
 
     # The predictions (float64 ODE and flow solves, mostly compilation) run in a thread beside the
     # simulation; x64 is thread-local, and the thread is a daemon so that an interrupt does not wait.
     fixed_h = fixed_set_hessians(oracle, seed_keys(args.seeds, args.seed), spectrum) if mode == "fixed" else None
-    model64 = SignalModel(*(np.asarray(v, np.float64) for v in (args.spectrum, args.w_star, args.w0)))
+    model64 = Problem(*(np.asarray(v, np.float64) for v in (args.spectrum, args.w_star, args.w0)))
     preds: dict = {}
     failed: list = []
 
@@ -210,7 +210,7 @@ def run(args, t_start: float) -> int:
               f"{args.steps} steps ({mode} gradient); solving the predictions beside it", args.quiet)
     phases = bool(sg["applicable"]) and "signgd" in optimizers and spectrum.size == 3
     with cli.Progress("simulation", args.seeds * int(grid[-1]), args.quiet, unit="seed-step") as progress:
-        stats = simulate_stats(make_simulation(optimizers, oracle), model, args.seed, args.seeds, grid, args.eps,
+        stats = simulate_stats(make_simulation(optimizers, oracle), problem, args.seed, args.seeds, grid, args.radius,
                                progress=progress, phases=phases)
     t_sim = time.perf_counter() - t_sim
     steps = stats.steps
@@ -233,14 +233,14 @@ def run(args, t_start: float) -> int:
         errors[name] = {q: band_of(getattr(stats, q), i) for q in ERRORS}
         curves[name] = {q: band_of(getattr(stats, q), i) for q in CURVES}
         p = preds[name]
-        pred_curves[name] = None if p.e_freq is None else predicted_curves(p.e_freq, model, args.eps)
+        pred_curves[name] = None if p.e_freq is None else predicted_curves(p.e_freq, problem, args.radius)
         results[name] = {
             "final": {
                 **{q: final_stat(getattr(stats, q), i) for q in CURVES},
                 "e_freq": [float(x) for x in stats.e_freq.mean[i, -1]] if keep.any() else None,
                 "diverged": int((~keep).sum()),
             },
-            "predicted": predicted_values(p, model64, args.eps),
+            "predicted": predicted_values(p, model64, args.radius),
         }
 
     theory = {"gd": {"stable": stable, "max_stable_lr": max_lr, "condition": gd_reason}, "signgd": sg}
@@ -252,8 +252,8 @@ def run(args, t_start: float) -> int:
     cli.stage(f"empirical adversarial risk on {args.test_samples} fresh test samples (worst case and PGD)",
               args.quiet)
     key = jax.random.fold_in(jax.random.key(args.seed), TEST_STREAM)
-    attacks = {attack: attack_check(key, stats.w_final, keep_all, model, args.eps, args.test_samples, attack,
-                                    **(PGD | {"steps": args.pgd_steps, "step_size": args.eps / 2}
+    attacks = {attack: attack_check(key, stats.w_final, keep_all, problem, args.radius, args.test_samples, attack,
+                                    **(PGD | {"steps": args.pgd_steps, "step_size": args.radius / 2}
                                        if attack.startswith("pgd") else {}))
                for attack in ("worst_l2", "pgd_l2")}
     empirical = {}
@@ -286,7 +286,7 @@ def run(args, t_start: float) -> int:
             marks = {"t1": sg["t1"], "t2": sg["t2"]} if phases else None
             plot_error_dynamics(outputs.path("error_dynamics.png"), steps, errors, spectrum,
                                 {n: mean_prediction(p) for n, p in preds.items()}, marks, title)
-            plot_risks(outputs.path("risks.png"), steps, curves, pred_curves, args.eps, title)
+            plot_risks(outputs.path("risks.png"), steps, curves, pred_curves, args.radius, title)
             t_plot = time.perf_counter() - t_plot
         summary["timing"] = {"predict_s": {name: p.solve_s for name, p in preds.items()}, "simulate_s": t_sim,
                              "predict_wait_s": t_pred, "empirical_s": t_emp, "plots_s": t_plot,
@@ -322,23 +322,23 @@ def mean_prediction(p: Prediction) -> Optional[np.ndarray]:
     return p.e_freq.mean(0) if p.theory == "fixed_set" else p.e_freq
 
 
-def predicted_curves(e_freq: np.ndarray, model: SignalModel, eps: float) -> dict:
+def predicted_curves(e_freq: np.ndarray, problem: Problem, radius: float) -> dict:
     """R_s, ||w|| and R_a of a predicted ``e~`` ``([seeds,] T, d)`` (a fixed set: mean over seeds)."""
-    w = jnp.asarray(e_freq + np.asarray(model.w_star_freq, np.float64), model.spectrum.dtype)
-    c = {k: np.asarray(v, np.float64) for k, v in risk_curves(w, model, eps)._asdict().items()}
+    w = jnp.asarray(e_freq + np.asarray(problem.w_star_freq, np.float64), problem.spectrum.dtype)
+    c = {k: np.asarray(v, np.float64) for k, v in risk_curves(w, problem, radius)._asdict().items()}
     return {k: v.mean(0) if v.ndim == 2 else v for k, v in c.items()}
 
 
-def predicted_values(p: Prediction, model: SignalModel, eps: float) -> dict:
+def predicted_values(p: Prediction, problem: Problem, radius: float) -> dict:
     """The final predicted ``R_s``, ``||w||``, ``R_a`` and ``e~``, with the formula used."""
     out = {"theory": p.theory, "applicable": p.applicable}
     if not p.applicable:
         return {**out, "reason": p.reason}
     final = p.e_freq[..., -1, :]
-    w = final + np.asarray(model.w_star_freq, np.float64)
+    w = final + np.asarray(problem.w_star_freq, np.float64)
     with jax.enable_x64(True):
-        m64 = make_model(*(np.asarray(v, np.float64) for v in model))
-        c = {k: np.asarray(v, np.float64) for k, v in risk_curves(jnp.asarray(w), m64, eps)._asdict().items()}
+        m64 = make_problem(*(np.asarray(v, np.float64) for v in problem))
+        c = {k: np.asarray(v, np.float64) for k, v in risk_curves(jnp.asarray(w), m64, radius)._asdict().items()}
     out.update({k: float(v.mean()) for k, v in c.items()})
     out["e_freq"] = [float(x) for x in np.atleast_2d(final).mean(0)]
     if p.theory == "fixed_set":  # one prediction per seed's training set
@@ -353,7 +353,7 @@ def config_dict(args, mode: str) -> dict:
         "label_noise": args.label_noise, "optimizers": list(args.optimizers),
         "hparams": {n: {**DEFAULT_HYPERPARAMS[n], **args.hparams.get(n, {})} for n in args.optimizers},
         "spectrum": list(args.spectrum), "w_star_freq": list(args.w_star), "w0_freq": list(args.w0),
-        "eps": args.eps, "record_points": args.record_points, "test_samples": args.test_samples,
+        "radius": args.radius, "record_points": args.record_points, "test_samples": args.test_samples,
         "pgd_steps": args.pgd_steps, "x64": args.x64, "dtype": "float64" if args.x64 else "float32",
         **cli.environment(),
     }

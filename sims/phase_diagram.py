@@ -26,7 +26,7 @@ import numpy as np
 from sims.common import cli
 from sims.linear import phase_study as study
 from theory.phase_bounds import settle_bound
-from theory.signal import SignalModel
+from theory.signal import Problem
 
 PROG = "phase_diagram.py"
 SUMMARY = "phase_summary.json"
@@ -115,7 +115,7 @@ def build_parser() -> cli.Parser:
       help="initial w~(0) in frequency coordinates (default: 0.01,-0.01,0.02)")
     a("--init-scale", type=_scales, default=(1.0,), metavar="S[,S...]",
       help=f"factors multiplying --w0, one grid (and figure row) each, at most {MAX_SCALES} (default: 1)")
-    a("--eps", type=cli.nonnegative_float, default=math.sqrt(2.0), help="l2 adversary budget (default: sqrt(2))")
+    a("--radius", type=cli.nonnegative_float, default=math.sqrt(2.0), help="l2 adversary budget (default: sqrt(2))")
     a("--tol", type=_fraction, default=0.1,
       help="relative-error tolerance of the sign flow's drift, in (0, 1) (default: 0.1)")
     a("--horizon", type=_horizon, default=1.25,
@@ -149,7 +149,7 @@ def _max_steps(args) -> float:
     """The largest per-cell horizon: :func:`settle_bound` at the smallest ``lr``."""
     w0 = np.outer(args.init_scale, args.w0)
     with jax.enable_x64(True):
-        bound = np.asarray(settle_bound(SignalModel(np.zeros_like(w0), np.broadcast_to(args.w_star, w0.shape), w0),
+        bound = np.asarray(settle_bound(Problem(np.zeros_like(w0), np.broadcast_to(args.w_star, w0.shape), w0),
                                         args.lrs[0]))
     return float(bound.max()) * args.horizon
 
@@ -162,7 +162,7 @@ def config_dict(args) -> dict:
     return {
         "ratios": list(args.ratios), "lrs": list(args.lrs), "grid": list(args.grid), "sigma0": args.sigma0,
         "w_star_freq": list(args.w_star), "w0_freq": list(args.w0), "init_scales": list(args.init_scale),
-        "eps": args.eps, "tol": args.tol, "horizon": args.horizon, "dtype": "float64",
+        "radius": args.radius, "tol": args.tol, "horizon": args.horizon, "dtype": "float64",
         "gradient": "population", "spacing": "log", "flow_events": study.FLOW_EVENTS, **cli.environment(),
     }
 
@@ -171,8 +171,8 @@ def run(args, t_start: float) -> int:
     grid = study.make_grid(args.ratios, args.lrs, args.grid, args.init_scale)
     cli.stage(f"compiling and running {grid.q.size * grid.lr.size * len(grid.scales)} cells and their sign flows "
               "(float64)", args.quiet)
-    res = study.simulate(grid, args.sigma0, args.w_star, args.w0, args.horizon, args.eps)
-    summary = {"config": config_dict(args), **study.summarize(res, grid, args.eps, args.tol),
+    res = study.simulate(grid, args.sigma0, args.w_star, args.w0, args.horizon, args.radius)
+    summary = {"config": config_dict(args), **study.summarize(res, grid, args.radius, args.tol),
                "slice_paper_lr": study.paper_lr_slice(res.cells, grid)}
     g = summary["grid"]
     print(f"phase diagram: {args.grid[0]} x {args.grid[1]} cells x {len(grid.scales)} init scale(s), q in "
@@ -184,7 +184,7 @@ def run(args, t_start: float) -> int:
         t_plot = time.perf_counter()
         if not args.no_plots:
             cli.stage("plotting", args.quiet)
-            study.plot_phase_diagram(outputs.path(FIGURES[0]), grid, res.cells, args.tol, args.eps, args.sigma0)
+            study.plot_phase_diagram(outputs.path(FIGURES[0]), grid, res.cells, args.tol, args.radius, args.sigma0)
             study.plot_slices(outputs.path(FIGURES[1]), grid, res.cells, args.sigma0)
         summary["timing"] = {"flow_s": res.flow_s, "compile_s": res.compile_s, "grid_s": res.run_s,
                              "plots_s": time.perf_counter() - t_plot, "total_s": time.perf_counter() - t_start}

@@ -58,7 +58,7 @@ from sims.linear.recording import log_grid
 from sims.linear.sampling import SAMPLERS
 from sims.linear.sweep_study import FLOW_CAVEAT, PREDICTED, PointPrediction, compare, solve_predictions, transpose
 from theory.gd import gd_error, gd_is_stable, gd_max_stable_lr
-from theory.signal import SignalModel, irrelevant_mask
+from theory.signal import Problem, irrelevant_mask
 from theory.spectra import draw_w_star_freq, powerlaw_spectrum
 
 PROG = "spectrum_sweep.py"
@@ -114,7 +114,7 @@ def build_parser() -> cli.Parser:
     a("--mode", choices=("online", "fixed"), default="online",
       help="with --batch-size > 0: fresh batches every step, or one reused training set (default: online)")
     a("--sampler", choices=SAMPLERS, default="wishart", help="batch sampler (default: wishart)")
-    a("--eps", type=cli.nonnegative_float, default=math.sqrt(2.0), help="l2 adversary budget (default: sqrt(2))")
+    a("--radius", type=cli.nonnegative_float, default=math.sqrt(2.0), help="l2 adversary budget (default: sqrt(2))")
     a("--record-points", type=cli.positive_int, default=200, help="log-spaced record points (default: 200)")
     a("--predict", default="dynamics",
       help="what gets the signGD, Adam and RMSProp predictions: a comma list from dynamics,cutoff,alpha,dim "
@@ -187,7 +187,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def draw_model(key, d: int, alpha: float, cutoff: int, scale: float, target_scale: float, init_scale: float,
-               dtype) -> SignalModel:
+               dtype) -> Problem:
     """A power-law model with ``w~*`` drawn on its relevant band and a Gaussian start.
 
     The draws depend on ``key`` only, not on ``alpha`` or ``cutoff``, so the
@@ -196,7 +196,7 @@ def draw_model(key, d: int, alpha: float, cutoff: int, scale: float, target_scal
     k_star, k_init = jax.random.split(key)
     spectrum = powerlaw_spectrum(d, alpha, cutoff, scale, dtype)
     w0 = init_scale * jax.random.normal(k_init, (d,), dtype)
-    return SignalModel(spectrum, draw_w_star_freq(k_star, spectrum, target_scale), w0)
+    return Problem(spectrum, draw_w_star_freq(k_star, spectrum, target_scale), w0)
 
 
 def target_keys(seed: int, targets: int):
@@ -205,8 +205,8 @@ def target_keys(seed: int, targets: int):
     return [jax.random.fold_in(base, j) for j in range(targets)]
 
 
-def stack_models(models: Sequence[SignalModel]) -> SignalModel:
-    return SignalModel(*(jnp.stack(leaves) for leaves in zip(*models)))
+def stack_models(problems: Sequence[Problem]) -> Problem:
+    return Problem(*(jnp.stack(leaves) for leaves in zip(*problems)))
 
 
 def irrelevant_norm(e_freq, spectrum) -> np.ndarray:
@@ -248,7 +248,7 @@ class SweepRuns(NamedTuple):
       gd_closed_form: ``(targets, d)`` GD's closed form at the final step.
     """
 
-    models: SignalModel
+    problems: Problem
     w_freq: dict
     diverged: dict
     gd_closed_form: np.ndarray
@@ -267,38 +267,38 @@ def run_sweep(points: Sequence[SweepPoint], make, keys, args) -> list[SweepRuns]
     bar = cli.Progress("sweep", len(dims) * len(args.optimizers), args.quiet, unit="program")
     for d in dims:
         configs = list(dict.fromkeys(config(p) for p in points if p.dim == d))
-        models = stack_models([make(k, *c) for c in configs for k in keys])
+        problems = stack_models([make(k, *c) for c in configs for k in keys])
         w_final, bad = {}, {}
         for name in args.optimizers:
             hp = args.hparams.get(name, {})
-            w = jax.jit(jax.vmap(lambda m: population_run(name, m, args.lr, grid, hp)))(models)  # (n, T, d)
-            bad[name] = diverged(w, models)
+            w = jax.jit(jax.vmap(lambda m: population_run(name, m, args.lr, grid, hp)))(problems)  # (n, T, d)
+            bad[name] = diverged(w, problems)
             w_final[name] = np.asarray(w[:, -1], np.float64)
             bar.update(1)
-        gd = np.asarray(jax.vmap(lambda m: gd_error(m, args.lr)(args.steps))(models) + models.w_star_freq,
+        gd = np.asarray(jax.vmap(lambda m: gd_error(m, args.lr)(args.steps))(problems) + problems.w_star_freq,
                         np.float64)
         n = len(keys)
         for j, c in enumerate(configs):
             sl = slice(j * n, (j + 1) * n)
-            runs[c] = SweepRuns(SignalModel(*(leaf[sl] for leaf in models)),
+            runs[c] = SweepRuns(Problem(*(leaf[sl] for leaf in problems)),
                                 {k: v[sl] for k, v in w_final.items()}, {k: v[sl] for k, v in bad.items()}, gd[sl])
     bar.close()
     return [runs[config(p)] for p in points]
 
 
-def final_stats(w_final: np.ndarray, keep: np.ndarray, models: SignalModel, eps: float) -> dict:
+def final_stats(w_final: np.ndarray, keep: np.ndarray, problems: Problem, radius: float) -> dict:
     """Mean and std over targets of the final values of one point.
 
     ``weight_norm_ratio`` is ``||w|| / ||w~*||`` and ``adversarial_risk_ratio``
     is ``R_a(w) / R_a(w~*)``. Diverged runs (``~keep``) are left out; with
     every run diverged the values are ``None``.
     """
-    c = risk_curves(jnp.asarray(w_final), models, eps)
+    c = risk_curves(jnp.asarray(w_final), problems, radius)
     values = {k: np.asarray(v, np.float64) for k, v in c._asdict().items()}
-    values["irrelevant_norm"] = irrelevant_norm(w_final - np.asarray(models.w_star_freq), models.spectrum)
+    values["irrelevant_norm"] = irrelevant_norm(w_final - np.asarray(problems.w_star_freq), problems.spectrum)
     # Relative to the target itself (R_s = 0, so R_a(w~*) = eps^2 ||w~*||^2 / 2): targets of
     # different norms (across cutoffs and dimensions) become comparable.
-    target = risk_curves(models.w_star_freq, models, eps)
+    target = risk_curves(problems.w_star_freq, problems, radius)
     values["weight_norm_ratio"] = values["weight_norm"] / np.asarray(target.weight_norm, np.float64)
     values["adversarial_risk_ratio"] = values["adversarial_risk"] / np.asarray(target.adversarial_risk, np.float64)
     return {**{k: mean_std(v, keep) for k, v in values.items()}, "diverged": int((~keep).sum())}
@@ -320,22 +320,22 @@ def sweep_summary(points: Sequence[SweepPoint], runs: Sequence[SweepRuns], args,
         entry = {"values": [p.value for p, _ in sel], "dim": [p.dim for p, _ in sel],
                  "alpha": [p.alpha for p, _ in sel], "cutoff": [p.cutoff for p, _ in sel],
                  "irrelevant": [p.dim - p.cutoff for p, _ in sel]}
-        per_point = {name: [final_stats(r.w_freq[name], ~r.diverged[name], r.models, args.eps) for _, r in sel]
+        per_point = {name: [final_stats(r.w_freq[name], ~r.diverged[name], r.problems, args.radius) for _, r in sel]
                      for name in args.optimizers}
         if gd_stable:
             per_point["gd_closed_form"] = [final_stats(r.gd_closed_form, np.ones(len(r.gd_closed_form), bool),
-                                                       r.models, args.eps) for _, r in sel]
+                                                       r.problems, args.radius) for _, r in sel]
         entry["optimizers"] = {name: _transpose(stats) for name, stats in per_point.items() if name != "gd_closed_form"}
         entry["gd_closed_form"] = _transpose(per_point["gd_closed_form"]) if gd_stable else None
         predictions = {}
         if gd_stable and "gd" in args.optimizers:
             predictions["gd"] = transpose([compare(r.w_freq["gd"], ~r.diverged["gd"], PointPrediction(
-                "closed_form", (r.gd_closed_form - np.asarray(r.models.w_star_freq, np.float64))[:, None],
-                np.ones(len(r.gd_closed_form), bool), ""), r.models, args.eps) for _, r in sel])
+                "closed_form", (r.gd_closed_form - np.asarray(r.problems.w_star_freq, np.float64))[:, None],
+                np.ones(len(r.gd_closed_form), bool), ""), r.problems, args.radius) for _, r in sel])
         for name in PREDICTED:
             if name in args.optimizers:
                 predictions[name] = transpose([
-                    compare(r.w_freq[name], ~r.diverged[name], preds[c][name], r.models, args.eps)
+                    compare(r.w_freq[name], ~r.diverged[name], preds[c][name], r.problems, args.radius)
                     if (c := (p.dim, p.alpha, p.cutoff)) in preds else None for p, r in sel])
         entry["predictions"] = predictions
         out[axis] = entry
@@ -362,42 +362,42 @@ def run(args, t_start: float) -> int:
     keys = target_keys(args.seed, args.targets)
     make = lambda key, d, alpha, cutoff: draw_model(key, d, alpha, cutoff, args.scale, args.target_scale,
                                                     args.init_scale, dtype)
-    model = make(keys[0], args.dim, args.alpha, args.cutoff)
+    problem = make(keys[0], args.dim, args.alpha, args.cutoff)
     mode = "population" if args.batch_size == 0 else args.mode
-    stable = bool(gd_is_stable(model.spectrum, args.lr))
-    max_lr = float(gd_max_stable_lr(model.spectrum))
+    stable = bool(gd_is_stable(problem.spectrum, args.lr))
+    max_lr = float(gd_max_stable_lr(problem.spectrum))
     gd_condition = (f"GD is stable iff 0 < lr * scale^2 < 2, i.e. lr < {max_lr:.6g}; "
                     f"here lr * scale^2 = {args.lr * args.scale ** 2:.6g}")
 
     # Dynamics of one configuration, through the engine.
     t_sim = time.perf_counter()
     optimizers = {n: make_optimizer(n, args.lr, **args.hparams.get(n, {})) for n in args.optimizers}
-    oracle = make_oracle(mode, model.spectrum, args.batch_size, args.sampler)
+    oracle = make_oracle(mode, problem.spectrum, args.batch_size, args.sampler)
     grid = log_grid(args.steps, args.record_points)
     cli.stage(f"compiling and running the dynamics (d = {args.dim}, {args.steps} steps)", args.quiet)
     with cli.Progress("dynamics", int(grid[-1]), args.quiet) as progress:
-        traj = simulate(make_simulation(optimizers, oracle), model, seed_keys(args.seeds, args.seed), grid,
+        traj = simulate(make_simulation(optimizers, oracle), problem, seed_keys(args.seeds, args.seed), grid,
                         progress=progress)
     w_freq = np.asarray(traj.w_freq, np.float64)  # (seeds, k, T, d)
-    keep_all = ~diverged(jnp.asarray(w_freq), model)  # (seeds, k)
+    keep_all = ~diverged(jnp.asarray(w_freq), problem)  # (seeds, k)
     t_sim = time.perf_counter() - t_sim
-    e_freq = w_freq - np.asarray(model.w_star_freq, np.float64)
-    gd_e = np.asarray(gd_error(model, args.lr)(jnp.asarray(grid, dtype)), np.float64)
+    e_freq = w_freq - np.asarray(problem.w_star_freq, np.float64)
+    gd_e = np.asarray(gd_error(problem, args.lr)(jnp.asarray(grid, dtype)), np.float64)
 
     dynamics, curves = {}, {}
     for i, name in enumerate(traj.names):
         keep = keep_all[:, i]
-        c = {k: np.asarray(v, np.float64) for k, v in risk_curves(jnp.asarray(w_freq[:, i], dtype), model,
-                                                                  args.eps)._asdict().items()}
-        c["irrelevant_norm"] = irrelevant_norm(e_freq[:, i], model.spectrum)
+        c = {k: np.asarray(v, np.float64) for k, v in risk_curves(jnp.asarray(w_freq[:, i], dtype), problem,
+                                                                  args.radius)._asdict().items()}
+        c["irrelevant_norm"] = irrelevant_norm(e_freq[:, i], problem.spectrum)
         curves[name] = {k: v[keep] for k, v in c.items()}
         curves[name]["abs_e_freq"] = np.abs(e_freq[keep, i, -1])
         dynamics[name] = {
             "final": {**{k: mean_std(v[:, -1], keep) for k, v in c.items()}, "diverged": int((~keep).sum())},
         }
     gd_curves = {k: np.asarray(v, np.float64) for k, v in risk_curves(
-        jnp.asarray(gd_e + np.asarray(model.w_star_freq), dtype), model, args.eps)._asdict().items()}
-    gd_curves["irrelevant_norm"] = irrelevant_norm(gd_e, model.spectrum)
+        jnp.asarray(gd_e + np.asarray(problem.w_star_freq), dtype), problem, args.radius)._asdict().items()}
+    gd_curves["irrelevant_norm"] = irrelevant_norm(gd_e, problem.spectrum)
     gd_curves["abs_e_freq"] = np.abs(gd_e[-1])
     if "gd" in dynamics and stable:
         gd_final = w_freq[keep_all[:, list(traj.names).index("gd")], list(traj.names).index("gd"), -1]
@@ -405,7 +405,7 @@ def run(args, t_start: float) -> int:
             "theory": "closed_form", "applicable": True, "reason": None,
             **{k: float(v[-1]) for k, v in gd_curves.items() if k != "abs_e_freq"},
             "distance": {"irrelevant_norm_abs": float(abs(irrelevant_norm(gd_final - np.asarray(
-                model.w_star_freq, np.float64), model.spectrum).mean() - gd_curves["irrelevant_norm"][-1])),
+                problem.w_star_freq, np.float64), problem.spectrum).mean() - gd_curves["irrelevant_norm"][-1])),
                 "adversarial_risk_rel": float(abs(dynamics["gd"]["final"]["adversarial_risk"]["mean"]
                                                   - gd_curves["adversarial_risk"][-1])
                                               / gd_curves["adversarial_risk"][-1])} if len(gd_final) else None,
@@ -424,13 +424,13 @@ def run(args, t_start: float) -> int:
     config = lambda p: (p.dim, p.alpha, p.cutoff)
     dyn_key = (args.dim, args.alpha, args.cutoff, "dynamics")  # the dynamics model alone (target 0)
     wanted = list(dict.fromkeys(config(p) for p in points if p.axis in args.predict_axes))
-    models = [runs[[config(p) for p in points].index(c)].models for c in wanted]
+    problems = [runs[[config(p) for p in points].index(c)].problems for c in wanted]
     if args.predict_dynamics and mode == "population" and dyn_key[:3] not in wanted:
         wanted.append(dyn_key)
-        models.append(SignalModel(*(jnp.asarray(v)[None] for v in model)))
+        problems.append(Problem(*(jnp.asarray(v)[None] for v in problem)))
     cli.stage(f"solving {','.join(names) or 'no'} predictions for {len(wanted)} configurations (float64)",
               args.quiet)
-    preds, solve_s = solve_predictions(wanted, models, names, args.lr, grid, args.hparams) if names and wanted \
+    preds, solve_s = solve_predictions(wanted, problems, names, args.lr, grid, args.hparams) if names and wanted \
         else ({}, {})
     t_pred = time.perf_counter() - t_pred
     sweep = sweep_summary(points, runs, args, stable, preds)
@@ -445,9 +445,9 @@ def run(args, t_start: float) -> int:
             dynamics[name]["predicted"] = {"theory": None, "applicable": False, "reason": why}
             continue
         one = PointPrediction(p.theory, p.e_freq[:1], p.applicable[:1], p.reason)
-        m1 = SignalModel(*(jnp.asarray(v)[None] for v in model))
+        m1 = Problem(*(jnp.asarray(v)[None] for v in problem))
         w_mean = w_freq[keep_all[:, list(traj.names).index(name)], list(traj.names).index(name), -1]
-        cmp = compare(w_mean.mean(0, keepdims=True), np.array([len(w_mean) > 0]), one, m1, args.eps)
+        cmp = compare(w_mean.mean(0, keepdims=True), np.array([len(w_mean) > 0]), one, m1, args.radius)
         dynamics[name]["predicted"] = {
             "theory": p.theory, "applicable": bool(p.applicable[0]), "reason": p.reason or None,
             **{k: v["mean"] for k, v in cmp["predicted"].items() if k in gd_curves},
@@ -455,9 +455,9 @@ def run(args, t_start: float) -> int:
         }
         if np.isfinite(p.e_freq[0]).all(axis=-1).any():  # a sign flow out of events: drawn as far as it goes
             c = {k: np.asarray(v, np.float64) for k, v in risk_curves(
-                jnp.asarray(p.e_freq[0] + np.asarray(model.w_star_freq, np.float64), dtype), model,
-                args.eps)._asdict().items()}
-            c["irrelevant_norm"] = irrelevant_norm(p.e_freq[0], model.spectrum)
+                jnp.asarray(p.e_freq[0] + np.asarray(problem.w_star_freq, np.float64), dtype), problem,
+                args.radius)._asdict().items()}
+            c["irrelevant_norm"] = irrelevant_norm(p.e_freq[0], problem.spectrum)
             c["abs_e_freq"] = np.abs(p.e_freq[0, -1])
             pred_curves[name] = c
     if stable:
@@ -466,7 +466,7 @@ def run(args, t_start: float) -> int:
     summary = {
         "config": config_dict(args, mode),
         "dynamics": {"optimizers": dynamics,
-                     "w_star_norm": float(np.linalg.norm(np.asarray(model.w_star_freq, np.float64)))},
+                     "w_star_norm": float(np.linalg.norm(np.asarray(problem.w_star_freq, np.float64)))},
         "sweep": sweep,
         "theory": {"gd": {"stable": stable, "max_stable_lr": max_lr, "condition": gd_condition},
                    "predict_axes": list(args.predict_axes), "predicted_configs": len(wanted),
@@ -479,7 +479,7 @@ def run(args, t_start: float) -> int:
         if not args.no_plots:
             cli.stage("plotting", args.quiet)
             plot_dynamics(outputs.path(FIGURES[0]), grid, curves, pred_curves, args,
-                          np.asarray(model.spectrum), mode, dynamics)
+                          np.asarray(problem.spectrum), mode, dynamics)
             plot_sweep(outputs.path(FIGURES[1]), sweep, args)
         t_plot = time.perf_counter() - t_plot
         summary["timing"] = {"dynamics_s": t_sim, "sweep_s": t_sweep, "predictions_s": t_pred, "plots_s": t_plot,
@@ -499,7 +499,7 @@ def config_dict(args, mode: str) -> dict:
         "optimizers": list(args.optimizers),
         "hparams": {n: {**DEFAULT_HYPERPARAMS[n], **args.hparams.get(n, {})} for n in args.optimizers},
         "seeds": args.seeds, "seed": args.seed, "batch_size": args.batch_size, "mode": mode,
-        "sampler": args.sampler if mode != "population" else None, "eps": args.eps,
+        "sampler": args.sampler if mode != "population" else None, "radius": args.radius,
         "record_points": args.record_points, "predict": (["dynamics"] if args.predict_dynamics else [])
         + list(args.predict_axes), "x64": args.x64, "dtype": "float64" if args.x64 else "float32",
         **cli.environment(),
@@ -596,7 +596,7 @@ def plot_dynamics(path, steps, curves, pred_curves, args, spectrum, mode, dynami
     axes = axes.ravel()
     panels = (("irrelevant_norm", "irrelevant-band error ||e~_I(t)||", "log"),
               ("standard_risk", "standard risk R_s", "log"),
-              ("adversarial_risk", f"l2 adversarial risk R_a (eps = {args.eps:.3g})", "linear"))
+              ("adversarial_risk", f"l2 adversarial risk R_a (eps = {args.radius:.3g})", "linear"))
     for ax, (key, title, yscale) in zip(axes, panels):
         for i, (name, c) in enumerate(curves.items()):
             band(ax, steps, c[key], color(name, i), LABELS.get(name, name))
@@ -645,7 +645,7 @@ def plot_sweep(path, sweep, args) -> None:
     keys = (("irrelevant_norm", "final ||e~_I||", "log"),
             ("standard_risk", f"final R_s (mean; drawn at least {LOG_FLOOR:g})", "log"),
             ("weight_norm_ratio", "final ||w|| / ||w~*||", "linear"),
-            ("adversarial_risk_ratio", f"final R_a / R_a(w~*)   (eps = {args.eps:.3g})", "linear"))
+            ("adversarial_risk_ratio", f"final R_a / R_a(w~*)   (eps = {args.radius:.3g})", "linear"))
     fig, axes = plt.subplots(3, 4, figsize=(20, 12))
     for row, axis in enumerate(SWEEP_AXES):
         s = sweep[axis]

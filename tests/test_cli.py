@@ -34,8 +34,8 @@ BAD_INPUTS = [
     (["--optimizers", "gd,sgdx"], "--optimizers"),
     (["--optimizers", "gd,gd"], "--optimizers"),
     (["--batch-size", "-1"], "--batch-size"),
-    (["--eps", "-1"], "--eps"),
-    (["--eps", "inf"], "--eps"),
+    (["--radius", "-1"], "--radius"),
+    (["--radius", "inf"], "--radius"),
     (["--hparam", "adam.beta=0.1"], "--hparam"),
     (["--hparam", "adam.b1"], "--hparam"),
     (["--hparam", "adam.b1=1.5"], "--hparam"),
@@ -100,7 +100,7 @@ def test_summary_schema(short_run):
     assert s["files"] == ["error_dynamics.png", "risks.png", "seeds.npz", "summary.json"]
     cfg = s["config"]
     for key in ("steps", "lr", "seeds", "batch_size", "mode", "optimizers", "spectrum", "w_star_freq", "w0_freq",
-                "eps", "record_points", "x64", "versions", "device", "hparams"):
+                "radius", "record_points", "x64", "versions", "device", "hparams"):
         assert key in cfg
     assert cfg["hparams"]["rmsprop"] == {"decay": 0.99, "eps": 1e-8}
     assert set(cfg["versions"]) >= {"jax", "optax"}

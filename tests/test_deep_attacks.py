@@ -71,16 +71,16 @@ def linear_problem(seed: int, scale: float):
 
 
 @jax.jit
-def _pgd_linear(key, w, b, x, y, eps):
+def _pgd_linear(key, w, b, x, y, radius):
     logits = lambda xi: xi @ w + b
-    return {norm: robustness.pgd(key, logits, x, y, eps, norm, STEPS, RHO) for norm in balls.NORMS}
+    return {norm: robustness.pgd(key, logits, x, y, radius, norm, STEPS, RHO) for norm in balls.NORMS}
 
 
 @settings(max_examples=12, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), eps=st.floats(2.0**-7, 3.0, width=32), scale=st.sampled_from((0.1, 1.0, 10.0)))
-def test_pgd_finds_the_linear_worst_case(seed, eps, scale):
+@given(seed=st.integers(0, 2**31 - 1), radius=st.floats(2.0**-7, 3.0, width=32), scale=st.sampled_from((0.1, 1.0, 10.0)))
+def test_pgd_finds_the_linear_worst_case(seed, radius, scale):
     w, b, x, y = linear_problem(seed, scale)
-    eps32 = np.float32(eps)
+    eps32 = np.float32(radius)
     out = _pgd_linear(jax.random.key(seed), jnp.asarray(w), jnp.asarray(b), jnp.asarray(x), jnp.asarray(y), eps32)
     w64, b64, x64, e64 = w.astype(np.float64), b.astype(np.float64), x.astype(np.float64), float(eps32)
     v = (w64[:, y] - w64[:, 1 - y]).T  # (N, DIM): v = W[:, y] - W[:, 1 - y]
@@ -127,38 +127,38 @@ def vectors():
 
 
 @settings(max_examples=40, deadline=None)
-@given(delta=vectors(), eps=st.floats(2.0**-7, 5.0, width=32), norm=st.sampled_from(balls.NORMS))
-def test_projection_onto_the_ball(delta, eps, norm):
-    p = np.asarray(balls.project_ball(jnp.asarray(delta), np.float32(eps), norm), np.float64)
+@given(delta=vectors(), radius=st.floats(2.0**-7, 5.0, width=32), norm=st.sampled_from(balls.NORMS))
+def test_projection_onto_the_ball(delta, radius, norm):
+    p = np.asarray(balls.project_ball(jnp.asarray(delta), np.float32(radius), norm), np.float64)
     d64 = delta.astype(np.float64)
     if norm == "linf":
-        np.testing.assert_array_equal(p, np.clip(d64, -np.float32(eps), np.float32(eps)))
+        np.testing.assert_array_equal(p, np.clip(d64, -np.float32(radius), np.float32(radius)))
         return
     n = np.linalg.norm(d64)
     # Rounding of ||delta|| (gamma(5) / 2 + U), of the ratio and of the product (2 U).
     tol = gamma(5) / 2 + 3 * U
-    if n <= eps * (1 - tol):
+    if n <= radius * (1 - tol):
         np.testing.assert_array_equal(p, d64)  # inside: unchanged (the factor is exactly 1)
-    assert np.linalg.norm(p) <= eps * (1 + tol)
-    if n > eps * (1 + tol):
+    assert np.linalg.norm(p) <= radius * (1 + tol)
+    if n > radius * (1 + tol):
         # Outside: the same direction, on the sphere.
-        assert abs(np.linalg.norm(p) - eps) <= eps * tol
+        assert abs(np.linalg.norm(p) - radius) <= radius * tol
         np.testing.assert_allclose(p / np.linalg.norm(p), d64 / n, rtol=0, atol=4 * tol)
 
 
 def test_uniform_ball_radius_distribution():
     # Uniform in the d-ball: P(||delta|| <= t eps) = t^d. Kolmogorov-Smirnov on 2000 draws at level
     # 1e-6 (a false alarm once in a million runs).
-    d, n, eps = 3, 2000, 0.7
+    d, n, radius = 3, 2000, 0.7
     keys = jax.random.split(jax.random.key(0), n)
     draw = jax.jit(jax.vmap(balls.uniform_ball, (0, None, None, None)), static_argnums=(1, 3))
-    pts = draw(keys, (d,), eps, "l2")
-    r = np.linalg.norm(np.asarray(pts, np.float64), axis=1) / eps
+    pts = draw(keys, (d,), radius, "l2")
+    r = np.linalg.norm(np.asarray(pts, np.float64), axis=1) / radius
     assert r.max() <= 1 + gamma(d) / 2 + 4 * U
     assert scipy.stats.kstest(r, lambda t: np.clip(t, 0, 1) ** d).pvalue > 1e-6
-    cube = np.asarray(draw(keys, (d,), eps, "linf"))
-    assert np.abs(cube).max() <= eps
-    assert scipy.stats.kstest(cube.ravel() / eps, "uniform", args=(-1, 2)).pvalue > 1e-6
+    cube = np.asarray(draw(keys, (d,), radius, "linf"))
+    assert np.abs(cube).max() <= radius
+    assert scipy.stats.kstest(cube.ravel() / radius, "uniform", args=(-1, 2)).pvalue > 1e-6
 
 
 @pytest.mark.parametrize("bands", [1, 3, 8])

@@ -13,7 +13,7 @@ from sims.deep_robustness import SUMMARY, main
 # SGD with momentum and Adam, one hidden layer of 16, four seeds, two epochs, two grid points: seconds.
 TINY = ["--optimizers", "sgd,adam", "--momentum", "0.5", "--widths", "16", "--seeds", "4", "--epochs", "2",
         "--lr-grid", "sgd=0.1,0.3", "--lr-grid", "adam=0.003,0.01", "--noise-sigmas", "0.2",
-        "--noise-draws", "2", "--l2-eps", "0.5", "--linf-eps", "0.05", "--pgd-steps", "6",
+        "--noise-draws", "2", "--l2-radii", "0.5", "--linf-radii", "0.05", "--pgd-steps", "6",
         "--power-iters", "20", "--resamples", "50", "--quiet"]
 
 
@@ -39,8 +39,8 @@ BAD_INPUTS = [
     (["--lr", "0.1"], "--lr"),  # no abbreviation of --lr-grid
     (["--noise-sigmas", "0.1,0"], "--noise-sigmas"),
     (["--noise-sigmas", "inf"], "--noise-sigmas"),
-    (["--l2-eps", ""], "--l2-eps"),
-    (["--linf-eps", "-0.1"], "--linf-eps"),
+    (["--l2-radii", ""], "--l2-radii"),
+    (["--linf-radii", "-0.1"], "--linf-radii"),
     (["--pgd-steps", "1"], "--pgd-steps"),
     (["--pgd-step-frac", "3"], "--pgd-step-frac"),
     (["--pgd-tol", "2"], "--pgd-tol"),

@@ -34,10 +34,10 @@ from sims.common.optimizers import OPTIMIZERS, make_optimizer
 from sims.linear.oracles import GradientOracle, make_oracle
 from sims.linear.recording import every_k, log_grid
 from theory.gd import gd_error
-from theory.signal import dct_basis, make_model, paper_model
+from theory.signal import dct_basis, make_problem, paper_problem
 
 # No JAX arrays at module scope (tests/conftest.py): the model is built on first use.
-_model = functools.lru_cache(maxsize=None)(paper_model)
+_model = functools.lru_cache(maxsize=None)(paper_problem)
 OPTS = {name: make_optimizer(name, 0.01) for name in OPTIMIZERS}
 STEPS = 300
 GRID = every_k(STEPS, 7)
@@ -110,12 +110,12 @@ def _naive(oracle: GradientOracle, opts: tuple, key, steps: int, t0: int = 0, st
     the counter words computed here in Python integers: ``fold_in(stream_key, t)``
     for ``t < 2^32``. ``state0``: per-optimizer ``(e, opt_state)`` to start from.
     """
-    model = _model()
-    basis = dct_basis(model.dim, model.spectrum.dtype)
+    problem = _model()
+    basis = dct_basis(problem.dim, problem.spectrum.dtype)
     data_key, stream_key = jax.random.split(key)
     data = oracle.init(data_key)
-    w_star = model.w_star_freq @ basis
-    e0 = model.e0_freq @ basis
+    w_star = problem.w_star_freq @ basis
+    e0 = problem.e0_freq @ basis
     stream = jax.random.key_data(stream_key)
     counters = np.array([[(t >> 32) & 0xFFFFFFFF, t & 0xFFFFFFFF] for t in range(t0, t0 + steps)], np.uint32)
 
@@ -126,11 +126,11 @@ def _naive(oracle: GradientOracle, opts: tuple, key, steps: int, t0: int = 0, st
             g = oracle.grad(data, step_key, (e @ basis.T)[None])[0] @ basis
             u, s = opt.update(g, s, e + w_star)
             out.append((optax.apply_updates(e, u), s))
-        return tuple(out), jnp.stack([e @ basis.T + model.w_star_freq for e, _ in out])
+        return tuple(out), jnp.stack([e @ basis.T + problem.w_star_freq for e, _ in out])
 
     start = state0 if state0 is not None else tuple((e0, opt.init(e0 + w_star)) for opt in opts)
     _, ws = jax.lax.scan(body, start, jnp.asarray(counters))
-    w_start = jnp.stack([e @ basis.T + model.w_star_freq for e, _ in start])
+    w_start = jnp.stack([e @ basis.T + problem.w_star_freq for e, _ in start])
     return jnp.concatenate([w_start[None], ws]).swapaxes(0, 1)
 
 
@@ -234,18 +234,18 @@ def test_long_gaps_in_segments_match_gd_closed_form():
     = 0.005 * 5`` per step.
     """
     with jax.enable_x64(True):
-        model = make_model(np.array([0.1, 0.05, 0.0]), np.array([5.0, 10.0, 0.0]), np.array([0.01, -0.01, 0.02]))
+        problem = make_problem(np.array([0.1, 0.05, 0.0]), np.array([5.0, 10.0, 0.0]), np.array([0.01, -0.01, 0.02]))
         lr = 0.5
-        sim = make_simulation({"gd": make_optimizer("gd", lr)}, make_oracle("population", model.spectrum))
+        sim = make_simulation({"gd": make_optimizer("gd", lr)}, make_oracle("population", problem.spectrum))
         grid = np.array([0, 250, 251, 700])
-        split = np.asarray(simulate(sim, model, seed_keys(2), grid, max_segment=97).w_freq)
-        whole = np.asarray(simulate(sim, model, seed_keys(2), grid).w_freq)
+        split = np.asarray(simulate(sim, problem, seed_keys(2), grid, max_segment=97).w_freq)
+        whole = np.asarray(simulate(sim, problem, seed_keys(2), grid).w_freq)
         np.testing.assert_array_equal(split, whole)
-        one_call = np.asarray(simulate(sim, model, seed_keys(2), grid, max_segment=97, chunks=1).w_freq)
+        one_call = np.asarray(simulate(sim, problem, seed_keys(2), grid, max_segment=97, chunks=1).w_freq)
         np.testing.assert_array_equal(one_call, whole)  # records picked out of one call's segments
-        expected = np.asarray(gd_error(model, lr)(jnp.asarray(grid, jnp.float64))) + np.asarray(model.w_star_freq)
+        expected = np.asarray(gd_error(problem, lr)(jnp.asarray(grid, jnp.float64))) + np.asarray(problem.w_star_freq)
         u, d, t = 2.0**-53, 3, int(grid[-1])
-        scale = np.linalg.norm(model.e0_freq) + np.linalg.norm(model.w_star_freq)
+        scale = np.linalg.norm(problem.e0_freq) + np.linalg.norm(problem.w_star_freq)
         atol = (t * (4 * d + 4) + t + 4 * d) * u * float(scale)
         np.testing.assert_allclose(split[:, 0], np.broadcast_to(expected, split[:, 0].shape), rtol=0, atol=atol)
 
@@ -268,10 +268,10 @@ def test_step_counter_carries_past_2_32():
     would draw the batches of steps ``0, 1, ...`` after the wrap; the step
     keys and the counter words are also checked bit for bit, against JAX's
     threefry on the 64-bit counter and against Python integers."""
-    model, oracle = _model(), _oracle("online")
+    problem, oracle = _model(), _oracle("online")
     sim = make_simulation(OPTS, oracle)
     keys = seed_keys(16)
-    plan = engine._make_plan(sim, model, 4)
+    plan = engine._make_plan(sim, problem, 4)
     t0, steps = 2**32 - 5, 11
     state = engine._init(plan, keys)
     state = state._replace(t=jnp.array([t0 >> 32, t0 & 0xFFFFFFFF], jnp.uint32))
@@ -300,14 +300,14 @@ def test_auto_block():
 
 def test_float64():
     with jax.enable_x64(True):
-        from theory.signal import make_model
+        from theory.signal import make_problem
 
-        model = make_model(np.array([0.1, 0.05, 0.0]), np.array([5.0, 10.0, 0.0]), np.array([0.01, -0.01, 0.02]))
+        problem = make_problem(np.array([0.1, 0.05, 0.0]), np.array([5.0, 10.0, 0.0]), np.array([0.01, -0.01, 0.02]))
         for mode in ("population", "online"):
-            sim = make_simulation(OPTS, make_oracle(mode, model.spectrum, 5000))
-            w = np.asarray(simulate(sim, model, seed_keys(4), np.array([0, 100])).w_freq)
+            sim = make_simulation(OPTS, make_oracle(mode, problem.spectrum, 5000))
+            w = np.asarray(simulate(sim, problem, seed_keys(4), np.array([0, 100])).w_freq)
             assert w.dtype == np.float64
             # GD never moves it; the record C e + w~* rounds each of its d products and sums at
             # u = 2^-53 relative to the terms' sizes, so allow 4 d u (||e||_1 + ||w~*||_1).
-            atol = 4 * 3 * 2.0**-53 * (np.abs(model.e0_freq).sum() + np.abs(model.w_star_freq).sum())
+            atol = 4 * 3 * 2.0**-53 * (np.abs(problem.e0_freq).sum() + np.abs(problem.w_star_freq).sum())
             np.testing.assert_allclose(w[:, 0, -1, 2], 0.02, rtol=0, atol=float(atol))

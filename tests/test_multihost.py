@@ -31,11 +31,11 @@ def _config():
     from sims.common.optimizers import OPTIMIZERS, make_optimizer
     from sims.linear.oracles import make_oracle
     from sims.linear.recording import log_grid
-    from theory.signal import paper_model
+    from theory.signal import paper_problem
 
-    model = paper_model()
-    sim = make_simulation({n: make_optimizer(n, 0.01) for n in OPTIMIZERS}, make_oracle("online", model.spectrum, 5000))
-    return sim, model, log_grid(STEPS, 12)
+    problem = paper_problem()
+    sim = make_simulation({n: make_optimizer(n, 0.01) for n in OPTIMIZERS}, make_oracle("online", problem.spectrum, 5000))
+    return sim, problem, log_grid(STEPS, 12)
 
 
 def _worker(port: int, process_id: int, out: str) -> None:
@@ -48,8 +48,8 @@ def _worker(port: int, process_id: int, out: str) -> None:
     from sims.linear.engine import seed_keys, simulate
 
     assert jax.process_count() == 2 and len(jax.devices()) == 4 and len(jax.local_devices()) == 2, jax.devices()
-    sim, model, grid = _config()
-    traj = simulate(sim, model, seed_keys(SEEDS), grid)
+    sim, problem, grid = _config()
+    traj = simulate(sim, problem, seed_keys(SEEDS), grid)
     assert len(traj.w_freq.sharding.device_set) == 4
     w = np.asarray(multihost_utils.process_allgather(traj.w_freq, tiled=True))
     if process_id == 0:
@@ -80,8 +80,8 @@ def test_two_processes_match_one_process(tmp_path):
     # The one-process reference runs here while the two processes run (two cores).
     import jax
 
-    sim, model, grid = _config()
-    one = np.asarray(simulate(sim, model, seed_keys(SEEDS), grid, devices=jax.devices()[:1]).w_freq)
+    sim, problem, grid = _config()
+    one = np.asarray(simulate(sim, problem, seed_keys(SEEDS), grid, devices=jax.devices()[:1]).w_freq)
     logs = []
     for p in procs:
         try:

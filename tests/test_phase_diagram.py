@@ -56,8 +56,8 @@ BAD_INPUTS = [
     (["--init-scale", "1,1"], "--init-scale"),
     (["--init-scale", "1,2,3,4,5,6,7"], "--init-scale"),
     (["--init-scale", ""], "--init-scale"),
-    (["--eps", "-1"], "--eps"),
-    (["--eps", "inf"], "--eps"),
+    (["--radius", "-1"], "--radius"),
+    (["--radius", "inf"], "--radius"),
     (["--tol", "0"], "--tol"),
     (["--tol", "1"], "--tol"),
     (["--horizon", "0.5"], "--horizon"),
@@ -148,8 +148,8 @@ def test_determinism(tmp_path):
 
 def _cells(q, lr):
     """Models and learning rates for cells with the paper's w~*, w~(0) (float64)."""
-    models = phase_study.cell_models(np.asarray(q, np.float64), np.ones(len(q)), 0.1, (5.0, 10.0, 0.0), (0.01, -0.01, 0.02))
-    return jax.tree.map(jnp.asarray, models), jnp.asarray(lr, jnp.float64)
+    problems = phase_study.cell_models(np.asarray(q, np.float64), np.ones(len(q)), 0.1, (5.0, 10.0, 0.0), (0.01, -0.01, 0.02))
+    return jax.tree.map(jnp.asarray, problems), jnp.asarray(lr, jnp.float64)
 
 
 @partial(jax.jit, static_argnames="steps")
@@ -170,18 +170,18 @@ def test_grid_equals_per_cell_loop():
     q = [0.05, 0.2, 0.3, 0.6, 1.0]
     lrs = [0.1, 0.05, 0.08, 0.07, 0.1]
     with jax.enable_x64(True):
-        models, lr = _cells(q, lrs)
-        steps = jax.vmap(settle_bound)(models, lr).astype(jnp.int64)
-        t_probe = jax.vmap(signgd_phases)(models, lr).t2
-        run = signgd_grid(models, lr, steps, t_probe, steps // 2)
+        problems, lr = _cells(q, lrs)
+        steps = jax.vmap(settle_bound)(problems, lr).astype(jnp.int64)
+        t_probe = jax.vmap(signgd_phases)(problems, lr).t2
+        run = signgd_grid(problems, lr, steps, t_probe, steps // 2)
         # cell 2 among other cells (cell 0 repeated): same shape, so the same compiled program
-        alone = signgd_grid(*jax.tree.map(lambda x: x[np.array([2, 0, 0, 0, 0])], (models, lr, steps, t_probe,
+        alone = signgd_grid(*jax.tree.map(lambda x: x[np.array([2, 0, 0, 0, 0])], (problems, lr, steps, t_probe,
                                                                                   steps // 2)))
         longest = int(steps.max())
         for i in range(len(q)):
-            traj = np.asarray(plain_loop(models.e0_freq[i], models.spectrum[i], lr[i], longest))[: int(steps[i]) + 1]
+            traj = np.asarray(plain_loop(problems.e0_freq[i], problems.spectrum[i], lr[i], longest))[: int(steps[i]) + 1]
             np.testing.assert_array_equal(np.asarray(run.e_freq_final[i]), traj[-1])
-            s2 = np.asarray(models.spectrum[i]) ** 2
+            s2 = np.asarray(problems.spectrum[i]) ** 2
             a, b = s2[0] * traj[:, 0] / math.sqrt(3), s2[1] * traj[:, 1] / math.sqrt(2)
             t1 = int(np.argmax(np.abs(a) < np.abs(b)))
             flipped = np.sign(traj[t1 + 1:, 0]) == -np.sign(traj[t1, 0])

@@ -55,7 +55,7 @@ from sims.linear.sampling import (
     wishart_draw,
     wishart_factor,
 )
-from theory.signal import paper_model
+from theory.signal import paper_problem
 
 Z = 5.0
 
@@ -238,9 +238,9 @@ def test_gradient_distribution_matches_explicit(noise):
     ``2 sqrt(2/N) = 0.02``). Bonferroni: family-wise level 1e-3 over the
     2 relevant coordinates x 2 noise levels.
     """
-    model = paper_model()
-    spectrum, n, count = model.spectrum, 50, 20_000
-    e = model.e0_freq
+    problem = paper_problem()
+    spectrum, n, count = problem.spectrum, 50, 20_000
+    e = problem.e0_freq
     grads = {}
     for sampler, run in (("wishart", _wishart), ("explicit", _explicit)):
         s_mat, lg = run(_keys(count, 7 if sampler == "wishart" else 8), spectrum, n, noise)
@@ -268,9 +268,9 @@ def test_label_noise_moments(sampler, count):
     the Wishart sampler, that the noise leaves the batch itself (``S``)
     unchanged for the same key.
     """
-    model = paper_model()
-    spectrum, n, noise = model.spectrum, 50, 0.5
-    e = model.e0_freq
+    problem = paper_problem()
+    spectrum, n, noise = problem.spectrum, 50, 0.5
+    e = problem.e0_freq
     run = _wishart if sampler == "wishart" else _explicit
     s_mat, lg = run(_keys(count, 21), spectrum, n, noise)
     s_mat, lg = np.asarray(s_mat, np.float64), np.asarray(lg, np.float64)
@@ -318,13 +318,13 @@ def test_trajectory_statistics_match_explicit():
     (no gradient acts on it) and must agree to float rounding instead. A
     dof error at ``n = 50`` (2% on ``S``) moves GD's ``e~_0`` by about 40 SE.
     """
-    model = paper_model()
+    problem = paper_problem()
     n, steps, seeds = 50, 2000, 256
     finals = {}
     for sampler, base in (("wishart", 1), ("explicit", 2)):
-        oracle = make_oracle("online", model.spectrum, n, sampler)
+        oracle = make_oracle("online", problem.spectrum, n, sampler)
         sim = make_simulation({name: make_optimizer(name, 0.01) for name in OPTIMIZERS}, oracle)
-        traj = simulate(sim, model, seed_keys(seeds, base_seed=base), np.array([0, steps]))
+        traj = simulate(sim, problem, seed_keys(seeds, base_seed=base), np.array([0, steps]))
         finals[sampler] = np.asarray(traj.w_freq[:, :, -1], np.float64)  # (seeds, 4, 3)
     threshold = stats.norm.isf(1e-3 / 11 / 2)
     for k, name in enumerate(OPTIMIZERS):

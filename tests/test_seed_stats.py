@@ -24,9 +24,9 @@ from sims.common.optimizers import make_optimizer
 from sims.linear.oracles import make_oracle
 from sims.linear.recording import every_k
 from sims.linear.seed_stats import attack_check, chunk_size, dense_prefix, merge, sample_seeds, simulate_stats
-from theory.signal import paper_model, sample_freq
+from theory.signal import paper_problem, sample_freq
 
-_model = functools.lru_cache(maxsize=None)(paper_model)
+_model = functools.lru_cache(maxsize=None)(paper_problem)
 EPS = 1.4
 SEEDS = 40
 U = 2.0**-24  # float32 unit roundoff

@@ -29,18 +29,18 @@ def _cases():
     from sims.common.optimizers import OPTIMIZERS, make_optimizer
     from sims.linear.oracles import make_oracle
     from sims.linear.recording import log_grid
-    from theory.signal import paper_model
+    from theory.signal import paper_problem
 
-    model = paper_model()
+    problem = paper_problem()
     opts = {name: make_optimizer(name, 0.01) for name in OPTIMIZERS}
     oracles = {
-        "population": make_oracle("population", model.spectrum),
-        "online": make_oracle("online", model.spectrum, 5000),
-        "online-noise": make_oracle("online", model.spectrum, 50, label_noise=0.3),
-        "fixed": make_oracle("fixed", model.spectrum, 50),
-        "explicit": make_oracle("online", model.spectrum, 20, "explicit"),
+        "population": make_oracle("population", problem.spectrum),
+        "online": make_oracle("online", problem.spectrum, 5000),
+        "online-noise": make_oracle("online", problem.spectrum, 50, label_noise=0.3),
+        "fixed": make_oracle("fixed", problem.spectrum, 50),
+        "explicit": make_oracle("online", problem.spectrum, 20, "explicit"),
     }
-    return model, {k: make_simulation(opts, oracles[k]) for k in KINDS}, log_grid(500, 12)
+    return problem, {k: make_simulation(opts, oracles[k]) for k in KINDS}, log_grid(500, 12)
 
 
 def _sharded(out: str) -> None:
@@ -48,13 +48,13 @@ def _sharded(out: str) -> None:
     from sims.linear.engine import seed_keys, simulate
 
     assert len(jax.devices()) == 4, jax.devices()
-    model, sims, grid = _cases()
+    problem, sims, grid = _cases()
     got = {}
     for kind, sim in sims.items():
-        four = simulate(sim, model, seed_keys(6), grid)
+        four = simulate(sim, problem, seed_keys(6), grid)
         assert len(four.w_freq.sharding.device_set) == 4, (kind, four.w_freq.sharding)
         got[kind] = np.asarray(four.w_freq)
-    two = simulate(sims["online"], model, seed_keys(TWO_DEVICE_SEEDS), grid, devices=jax.devices()[1:3])
+    two = simulate(sims["online"], problem, seed_keys(TWO_DEVICE_SEEDS), grid, devices=jax.devices()[1:3])
     assert len(two.w_freq.sharding.device_set) == 2
     got["online-two-devices"] = np.asarray(two.w_freq)
     np.savez(out, **got)
@@ -71,9 +71,9 @@ def test_four_devices_match_one_device(tmp_path):
     proc = subprocess.Popen([sys.executable, __file__, out], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        model, sims, grid = _cases()
+        problem, sims, grid = _cases()
         one = jax.devices()[:1]
-        ref = {k: np.asarray(simulate(sim, model, seed_keys(6), grid, devices=one).w_freq) for k, sim in sims.items()}
+        ref = {k: np.asarray(simulate(sim, problem, seed_keys(6), grid, devices=one).w_freq) for k, sim in sims.items()}
         log = proc.communicate(timeout=300)[0]
     finally:
         proc.kill()

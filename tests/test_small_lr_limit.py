@@ -198,12 +198,12 @@ def test_population_signgd_gap_matches_an_independent_computation(tiny_runs):
     ``t2 ~ 6.41 / lr``.)
     """
     import jax
-    from theory.signal import paper_model
+    from theory.signal import paper_problem
     from theory.signgd_events import signgd_events
 
     _, (s, _) = tiny_runs
     with jax.enable_x64(True):  # tests/ default to float32: the paper's 0.1, 0.05 in float64
-        m64 = paper_model()
+        m64 = paper_problem()
         q = float(m64.spectrum[1] ** 2 / m64.spectrum[0] ** 2)
         e0 = np.asarray(m64.e0_freq, np.float64)
         flow_end = e0[2] + np.sign(e0[0]) * math.sqrt(3.0) * q * abs(e0[1])

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from sims.spectrum_sweep import FIGURES, SUMMARY, SWEEP_AXES, main
 from sims.linear.sweep_study import PointPrediction, compare, transpose
-from theory.signal import SignalModel
+from theory.signal import Problem
 
 SMALL = ["--dim", "8", "--cutoff", "2", "--cutoffs", "2", "--alphas", "1", "--dims", "8", "--targets", "1",
          "--steps", "5", "--seeds", "2", "--record-points", "10", "--optimizers", "gd,signgd", "--quiet",
@@ -178,16 +178,16 @@ def test_compare_against_the_risk_formula(w_sim, e_pred, applicable):
     w_sim = w_star + np.reshape(w_sim, (3, 6))
     e_pred = np.reshape(e_pred, (3, 1, 6))
     ok = np.array(applicable)
-    models = SignalModel(np.tile(spectrum, (3, 1)).astype(np.float32), w_star.astype(np.float32),
+    problems = Problem(np.tile(spectrum, (3, 1)).astype(np.float32), w_star.astype(np.float32),
                          np.zeros((3, 6), np.float32))
-    eps = math.sqrt(2.0)
-    out = compare(w_sim.astype(np.float32), np.ones(3, bool), PointPrediction("x", e_pred, ok, "why"), models, eps)
+    radius = math.sqrt(2.0)
+    out = compare(w_sim.astype(np.float32), np.ones(3, bool), PointPrediction("x", e_pred, ok, "why"), problems, radius)
 
     def ra(w):
         e = w - w_star
         rs = 0.5 * np.sum(spectrum**2 * e**2, axis=-1)
         n = np.linalg.norm(w, axis=-1)
-        return rs + 2 * eps * np.sqrt(rs / np.pi) * n + eps**2 / 2 * n**2
+        return rs + 2 * radius * np.sqrt(rs / np.pi) * n + radius**2 / 2 * n**2
 
     ra_pred, ra_sim = ra(w_star + e_pred[:, 0]), ra(w_sim)
     irr = lambda e: np.linalg.norm(e[:, 3:], axis=-1)  # noqa: E731

@@ -22,11 +22,11 @@ from theory.risks import (
 )
 from theory.signal import (
     PaperTraining,
-    SignalModel,
+    Problem,
     dct_basis,
     irrelevant_mask,
-    make_model,
-    paper_model,
+    make_problem,
+    paper_problem,
     sample_freq,
     to_freq,
     to_input,

@@ -17,12 +17,12 @@ import jax
 import jax.numpy as jnp
 
 from theory.quadratic import Quadratic
-from theory.signal import SignalModel, irrelevant_mask
+from theory.signal import Problem, irrelevant_mask
 
 Array = jax.Array
 
 
-def gd_error(model: SignalModel, lr) -> Callable[[Array], Array]:
+def gd_error(problem: Problem, lr) -> Callable[[Array], Array]:
     """Returns ``t -> e~(t)`` for population GD.
 
     Args:
@@ -35,11 +35,11 @@ def gd_error(model: SignalModel, lr) -> Callable[[Array], Array]:
       ``e~_k(t) = (1 - lr spectrum_k^2)^t e~_k(0)``. Irrelevant coordinates
       are constant.
     """
-    contraction = 1.0 - lr * jnp.square(model.spectrum)
+    contraction = 1.0 - lr * jnp.square(problem.spectrum)
 
     def e_freq_at(t: Array) -> Array:
         t = jnp.asarray(t)[..., None]
-        return jnp.power(contraction, t) * model.e0_freq
+        return jnp.power(contraction, t) * problem.e0_freq
 
     return e_freq_at
 
@@ -91,10 +91,10 @@ def gd_error_quadratic(quad: Quadratic, lr) -> Callable[[Array], Array]:
     return e_freq_at
 
 
-def gd_weights(model: SignalModel, lr) -> Callable[[Array], Array]:
+def gd_weights(problem: Problem, lr) -> Callable[[Array], Array]:
     """Returns ``t -> w~(t) = w~* + e~(t)`` for population GD."""
-    e_freq_at = gd_error(model, lr)
-    return lambda t: model.w_star_freq + e_freq_at(t)
+    e_freq_at = gd_error(problem, lr)
+    return lambda t: problem.w_star_freq + e_freq_at(t)
 
 
 def gd_max_stable_lr(spectrum: Array) -> Array:
@@ -112,13 +112,13 @@ def gd_is_stable(spectrum: Array, lr) -> Array:
     return (lr > 0) & (top < 2.0)
 
 
-def gd_limit(model: SignalModel) -> Array:
+def gd_limit(problem: Problem) -> Array:
     """``lim_{t->inf} w~(t)`` for stable GD: ``w~*`` on relevant frequencies,
     ``w~*_k + e~_k(0)`` (i.e. ``w~_k(0)``) on irrelevant ones."""
-    return jnp.where(irrelevant_mask(model.spectrum), model.w0_freq, model.w_star_freq)
+    return jnp.where(irrelevant_mask(problem.spectrum), problem.w0_freq, problem.w_star_freq)
 
 
-def gd_limit_weight_norm_sq(model: SignalModel) -> Array:
+def gd_limit_weight_norm_sq(problem: Problem) -> Array:
     """``||w(inf)||^2 = ||w~*||^2 + sum_{irrelevant k} e~_k(0)^2`` when
     ``w~*`` vanishes on irrelevant frequencies; in general ``||gd_limit||^2``."""
-    return jnp.sum(jnp.square(gd_limit(model)))
+    return jnp.sum(jnp.square(gd_limit(problem)))

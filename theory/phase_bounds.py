@@ -69,7 +69,7 @@ import jax.numpy as jnp
 
 from theory.gd import gd_error
 from theory.risks import standard_risk
-from theory.signal import SignalModel
+from theory.signal import Problem
 from theory.signgd import SQRT2, SQRT3, SQRT_2_3, signgd_error, signgd_phases, signgd_settled
 
 Array = jax.Array
@@ -85,7 +85,7 @@ GD_T_MAX = 1e18
 GD_BISECTIONS = 100
 
 
-def settle_bound(model: SignalModel, lr) -> Array:
+def settle_bound(problem: Problem, lr) -> Array:
     """``ceil(sqrt3 |e~_0(0)| / lr + |e~_1(0)| / (sqrt2 lr)) + 2``: a step by which
     population signGD (d = 3) has settled.
 
@@ -99,7 +99,7 @@ def settle_bound(model: SignalModel, lr) -> Array:
     Returns:
       The bound as a float array (an integer value).
     """
-    e0 = model.e0_freq
+    e0 = problem.e0_freq
     return jnp.ceil(SQRT3 * jnp.abs(e0[..., 0]) / lr + jnp.abs(e0[..., 1]) / (SQRT2 * lr)) + 2
 
 
@@ -127,7 +127,7 @@ class SignGDAtStep(NamedTuple):
     bound: Array
 
 
-def signgd_regime(model: SignalModel, lr, t) -> SignGDAtStep:
+def signgd_regime(problem: Problem, lr, t) -> SignGDAtStep:
     """The signGD closed form that applies at step ``t`` (module docstring).
 
     Args:
@@ -139,9 +139,9 @@ def signgd_regime(model: SignalModel, lr, t) -> SignGDAtStep:
       A :class:`SignGDAtStep`. In :attr:`Regime.FLOW` everything is NaN: the
       prediction is then the sign flow's (``theory.sign_flow``).
     """
-    ph = signgd_phases(model, lr)
-    settled = signgd_settled(model, lr)
-    dtype = model.e0_freq.dtype
+    ph = signgd_phases(problem, lr)
+    settled = signgd_settled(problem, lr)
+    dtype = problem.e0_freq.dtype
     t = jnp.asarray(t)
     nan = jnp.full((3,), jnp.nan, dtype)
     regime = jnp.select(
@@ -149,7 +149,7 @@ def signgd_regime(model: SignalModel, lr, t) -> SignGDAtStep:
         [Regime.FLOW, Regime.EXACT, Regime.PHASE3],
         Regime.SETTLED,
     ).astype(jnp.int32)
-    exact = signgd_error(model, lr)(jnp.minimum(t, jnp.maximum(ph.t2, 0)).astype(dtype))
+    exact = signgd_error(problem, lr)(jnp.minimum(t, jnp.maximum(ph.t2, 0)).astype(dtype))
     phase3 = jnp.stack([jnp.nan, jnp.nan, ph.e_freq_t2[2]]).astype(dtype)
     phase3_bound = jnp.stack([jnp.nan, jnp.nan, ph.phase3_bound]).astype(dtype)
     e_freq = jnp.select([regime == Regime.EXACT, regime == Regime.PHASE3, regime == Regime.SETTLED],
@@ -159,7 +159,7 @@ def signgd_regime(model: SignalModel, lr, t) -> SignGDAtStep:
     return SignGDAtStep(regime=regime, e_freq=e_freq, bound=bound)
 
 
-def gd_time_at_risk(model: SignalModel, lr, target) -> Array:
+def gd_time_at_risk(problem: Problem, lr, target) -> Array:
     """The (real) step ``t`` at which population GD's ``R_s`` falls to ``target``.
 
     For ``0 < lr sigma_k^2 < 1`` every contraction ``1 - lr sigma_k^2`` is
@@ -181,8 +181,8 @@ def gd_time_at_risk(model: SignalModel, lr, target) -> Array:
       underflows or ``w~* + e~`` rounds to ``w~*`` on every relevant frequency
       (not necessarily where ``e~`` itself is 0).
     """
-    e_at = gd_error(model, lr)
-    risk = lambda u: standard_risk(model.w_star_freq + e_at(jnp.expm1(u)), model)
+    e_at = gd_error(problem, lr)
+    risk = lambda u: standard_risk(problem.w_star_freq + e_at(jnp.expm1(u)), problem)
 
     def halve(_, lo_hi):
         lo, hi = lo_hi
@@ -190,7 +190,7 @@ def gd_time_at_risk(model: SignalModel, lr, target) -> Array:
         above = risk(mid) > target  # still too early
         return jnp.where(above, mid, lo), jnp.where(above, hi, mid)
 
-    dtype = model.e0_freq.dtype
+    dtype = problem.e0_freq.dtype
     lo_hi = (jnp.zeros((), dtype), jnp.log1p(jnp.asarray(GD_T_MAX, dtype)))
     _, hi = jax.lax.fori_loop(0, GD_BISECTIONS, halve, lo_hi)
     return jnp.where(risk(jnp.zeros((), dtype)) <= target, jnp.zeros((), dtype), jnp.expm1(hi))

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from theory.signal import SignalModel, dct_basis, to_input
+from theory.signal import Problem, dct_basis, to_input
 
 Array = jax.Array
 
@@ -43,10 +43,10 @@ class Quadratic(NamedTuple):
         return self.e0_freq.shape[-1]
 
 
-def population_quadratic(model: SignalModel) -> Quadratic:
+def population_quadratic(problem: Problem) -> Quadratic:
     """``H~ = diag(spectrum^2)`` and ``e~(0)`` of ``model`` (section 8)."""
-    s2 = jnp.square(model.spectrum)
-    return Quadratic(s2[..., :, None] * jnp.eye(model.dim, dtype=s2.dtype), model.e0_freq)
+    s2 = jnp.square(problem.spectrum)
+    return Quadratic(s2[..., :, None] * jnp.eye(problem.dim, dtype=s2.dtype), problem.e0_freq)
 
 
 def empirical_quadratic(x_freq: Array, e0_freq: Array) -> Quadratic:

@@ -12,18 +12,18 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from theory.signal import SignalModel, to_input
+from theory.signal import Problem, to_input
 
 Array = jax.Array
 
 
-def standard_risk(w_freq: Array, model: SignalModel) -> Array:
+def standard_risk(w_freq: Array, problem: Problem) -> Array:
     """``R_s(w) = E[1/2 (<w,x> - y)^2] = 1/2 sum_k spectrum_k^2 e~_k^2``.
 
     Irrelevant coordinates (``spectrum_k = 0``) do not enter.
     """
-    e_freq = w_freq - model.w_star_freq
-    return 0.5 * jnp.sum(jnp.square(model.spectrum * e_freq), axis=-1)
+    e_freq = w_freq - problem.w_star_freq
+    return 0.5 * jnp.sum(jnp.square(problem.spectrum * e_freq), axis=-1)
 
 
 def weight_norm(w_freq: Array) -> Array:
@@ -36,12 +36,12 @@ def lipschitz_constant(w_freq: Array) -> Array:
     return weight_norm(w_freq)
 
 
-def _adversarial_risk(r_s: Array, dual_norm: Array, eps) -> Array:
+def _adversarial_risk(r_s: Array, dual_norm: Array, radius) -> Array:
     # E[1/2 (|r| + eps ||w||_*)^2] with r ~ N(0, 2 R_s), E|r| = sqrt(2 R_s) sqrt(2/pi).
-    return r_s + 2.0 * eps * jnp.sqrt(r_s / jnp.pi) * dual_norm + 0.5 * eps**2 * dual_norm**2
+    return r_s + 2.0 * radius * jnp.sqrt(r_s / jnp.pi) * dual_norm + 0.5 * radius**2 * dual_norm**2
 
 
-def adversarial_risk_l2(w_freq: Array, model: SignalModel, eps) -> Array:
+def adversarial_risk_l2(w_freq: Array, problem: Problem, radius) -> Array:
     """l2 adversarial risk ``E[max_{||delta||_2 <= eps} 1/2 (<w, x+delta> - y)^2]``.
 
     The worst perturbation is ``delta = eps sign(r) w/||w||`` with residual
@@ -51,10 +51,10 @@ def adversarial_risk_l2(w_freq: Array, model: SignalModel, eps) -> Array:
 
     At equal ``R_s`` it grows with the weight norm.
     """
-    return _adversarial_risk(standard_risk(w_freq, model), weight_norm(w_freq), eps)
+    return _adversarial_risk(standard_risk(w_freq, problem), weight_norm(w_freq), radius)
 
 
-def adversarial_risk_linf(w_freq: Array, model: SignalModel, eps) -> Array:
+def adversarial_risk_linf(w_freq: Array, problem: Problem, radius) -> Array:
     """l_inf adversarial risk: the l2 formula with the dual norm ``||w||_1``.
 
         R_a = R_s + 2 eps sqrt(R_s / pi) ||w||_1 + eps^2/2 ||w||_1^2,
@@ -62,4 +62,4 @@ def adversarial_risk_linf(w_freq: Array, model: SignalModel, eps) -> Array:
     with ``||w||_1`` taken in input (spatial) coordinates, ``w = C^T w_freq``.
     """
     l1 = jnp.sum(jnp.abs(to_input(w_freq)), axis=-1)
-    return _adversarial_risk(standard_risk(w_freq, model), l1, eps)
+    return _adversarial_risk(standard_risk(w_freq, problem), l1, radius)

@@ -63,7 +63,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from theory.quadratic import Quadratic, population_quadratic
-from theory.signal import SignalModel, dct_basis
+from theory.signal import Problem, dct_basis
 
 Array = jax.Array
 
@@ -456,9 +456,9 @@ def sign_flow_error(flow: SignFlow) -> Callable[[Array], Array]:
     return jax.jit(e_freq_at)
 
 
-def sign_flow_model(model: SignalModel, *, max_events: int = 64) -> SignFlow:
+def sign_flow_model(problem: Problem, *, max_events: int = 64) -> SignFlow:
     """:func:`sign_flow` of the population quadratic of ``model``."""
-    return sign_flow(population_quadratic(model), max_events=max_events)
+    return sign_flow(population_quadratic(problem), max_events=max_events)
 
 
 class SignFlowD3(NamedTuple):
@@ -480,7 +480,7 @@ class SignFlowD3(NamedTuple):
     reason: Array
 
 
-def sign_flow_final_d3(model: SignalModel) -> SignFlowD3:
+def sign_flow_final_d3(problem: Problem) -> SignFlowD3:
     """Where the d = 3 sign flow ends, in closed form (THEORY.md 8.1 and 4).
 
     Spectrum ``(sigma_0, sigma_1, 0)``, ``q = sigma_1^2 / sigma_0^2``; the
@@ -517,10 +517,10 @@ def sign_flow_final_d3(model: SignalModel) -> SignFlowD3:
     Raises:
       ValueError: if ``d != 3``.
     """
-    if model.dim != 3:
-        raise ValueError(f"the d = 3 closed form needs d = 3, got d = {model.dim}")
-    spectrum = model.spectrum
-    e0 = model.e0_freq
+    if problem.dim != 3:
+        raise ValueError(f"the d = 3 closed form needs d = 3, got d = {problem.dim}")
+    spectrum = problem.spectrum
+    e0 = problem.e0_freq
     dtype = e0.dtype
     s2 = jnp.square(spectrum)
     q = s2[1] / s2[0]

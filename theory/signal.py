@@ -23,7 +23,7 @@ from jax.scipy import fft as jfft
 Array = jax.Array
 
 
-class SignalModel(NamedTuple):
+class Problem(NamedTuple):
     """A linear regression problem on a DCT spectrum (a pytree, so vmap-able).
 
     Attributes:
@@ -47,7 +47,7 @@ class SignalModel(NamedTuple):
         return self.w0_freq - self.w_star_freq
 
 
-def make_model(spectrum, w_star_freq, w0_freq) -> SignalModel:
+def make_problem(spectrum, w_star_freq, w0_freq) -> Problem:
     """Builds a :class:`SignalModel`, checking shapes and the spectrum's sign.
 
     Raises:
@@ -65,16 +65,16 @@ def make_model(spectrum, w_star_freq, w0_freq) -> SignalModel:
             raise ValueError(f"{name} has shape {v.shape}, expected ({d},) to match the spectrum")
     if not bool(jnp.all(jnp.isfinite(spectrum))) or bool(jnp.any(spectrum < 0)):
         raise ValueError("spectrum entries must be finite and >= 0")
-    return SignalModel(spectrum, w_star_freq, w0_freq)
+    return Problem(spectrum, w_star_freq, w0_freq)
 
 
-def paper_model() -> SignalModel:
+def paper_problem() -> Problem:
     """The paper's Figure 5 setting (THEORY.md section 1).
 
     ``spectrum = (0.1, 0.05, 0)``, ``w_star_freq = (5, 10, 0)``,
     ``w0_freq = (0.01, -0.01, 0.02)``; frequency 2 is irrelevant.
     """
-    return make_model((0.1, 0.05, 0.0), (5.0, 10.0, 0.0), (0.01, -0.01, 0.02))
+    return make_problem((0.1, 0.05, 0.0), (5.0, 10.0, 0.0), (0.01, -0.01, 0.02))
 
 
 class PaperTraining(NamedTuple):
@@ -83,7 +83,7 @@ class PaperTraining(NamedTuple):
     lr: float = 0.01
     steps: int = 200_001
     batch_size: int = 5000
-    eps: float = math.sqrt(2.0)
+    radius: float = math.sqrt(2.0)
 
 
 def dct_basis(d: int, dtype=None) -> Array:

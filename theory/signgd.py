@@ -45,7 +45,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from theory.signal import SignalModel
+from theory.signal import Problem
 
 Array = jax.Array
 
@@ -130,7 +130,7 @@ def signgd_step_freq(e_freq: Array, spectrum: Array, lr) -> Array:
     return e_freq - lr * delta
 
 
-def signgd_phases(model: SignalModel, lr) -> SignGDPhases:
+def signgd_phases(problem: Problem, lr) -> SignGDPhases:
     """Phase boundaries and irrelevant drift of population signGD (d = 3).
 
     Pure and traceable: vmap it over models or learning rates. See the module
@@ -146,10 +146,10 @@ def signgd_phases(model: SignalModel, lr) -> SignGDPhases:
     Raises:
       ValueError: if ``d != 3`` (a static shape check).
     """
-    if model.dim != 3:
-        raise ValueError(f"the signGD closed form is for d = 3, got d = {model.dim}")
-    spectrum = model.spectrum
-    e0 = model.e0_freq
+    if problem.dim != 3:
+        raise ValueError(f"the signGD closed form is for d = 3, got d = {problem.dim}")
+    spectrum = problem.spectrum
+    e0 = problem.e0_freq
     dtype = e0.dtype
     lr = jnp.asarray(lr, dtype)
     s2 = jnp.square(spectrum)
@@ -193,7 +193,7 @@ def signgd_phases(model: SignalModel, lr) -> SignGDPhases:
     )
 
 
-def signgd_error(model: SignalModel, lr) -> Callable[[Array], Array]:
+def signgd_error(problem: Problem, lr) -> Callable[[Array], Array]:
     """Returns ``t -> e~(t)``, the exact population signGD error for ``0 <= t <= t2``.
 
     Phase 1 (``t <= t1``): ``e~_0(t) = e~_0(0) - sign(e~_0(0)) sqrt3 lr t``.
@@ -206,8 +206,8 @@ def signgd_error(model: SignalModel, lr) -> Callable[[Array], Array]:
     The result is NaN for ``t > t2`` (phase 3 is only bounded, see
     :class:`SignGDPhases`) and everywhere when the closed form does not apply.
     """
-    ph = signgd_phases(model, lr)
-    e0 = model.e0_freq
+    ph = signgd_phases(problem, lr)
+    e0 = problem.e0_freq
     lr = jnp.asarray(lr, e0.dtype)
 
     def e_freq_at(t: Array) -> Array:
@@ -223,7 +223,7 @@ def signgd_error(model: SignalModel, lr) -> Callable[[Array], Array]:
     return e_freq_at
 
 
-def signgd_drift_first_order(model: SignalModel) -> Array:
+def signgd_drift_first_order(problem: Problem) -> Array:
     """First-order (in lr) irrelevant drift ``e~_2(t2) - e~_2(0)``.
 
     Phase 2 moves ``e~_2`` by ``+sqrt(2/3) lr sign(e~_0)``, so the drift is
@@ -239,9 +239,9 @@ def signgd_drift_first_order(model: SignalModel) -> Array:
     ``(sqrt(2/3) + sqrt6) lr``: ``sqrt(2/3) lr`` from rounding ``K`` up, and
     ``sqrt6 lr`` because ``|A(t1)|`` lies within ``h = sigma_0^2 lr`` below ``|B|``.
     """
-    e0 = model.e0_freq
-    s2 = jnp.square(model.spectrum)
-    a0, b0 = signgd_gradient_parts(e0, model.spectrum)
+    e0 = problem.e0_freq
+    s2 = jnp.square(problem.spectrum)
+    a0, b0 = signgd_gradient_parts(e0, problem.spectrum)
     from_1 = SQRT3 * (s2[1] / s2[0]) * jnp.abs(e0[1])
     from_2 = SQRT2 * jnp.abs(e0[0])
     return jnp.sign(e0[0]) * jnp.where(jnp.abs(a0) < jnp.abs(b0), from_2, from_1)
@@ -272,7 +272,7 @@ class SignGDSettled(NamedTuple):
     bound: Array
 
 
-def signgd_settled(model: SignalModel, lr) -> SignGDSettled:
+def signgd_settled(problem: Problem, lr) -> SignGDSettled:
     """The long-time error of population signGD, up to ``O(lr)``.
 
     After ``t2``, ``e~_0`` oscillates within ``sqrt3 lr`` of 0 and ``e~_2``
@@ -293,10 +293,10 @@ def signgd_settled(model: SignalModel, lr) -> SignGDSettled:
       A :class:`SignGDSettled`; NaN and -1 where :func:`signgd_phases` does
       not apply.
     """
-    ph = signgd_phases(model, lr)
-    dtype = model.e0_freq.dtype
+    ph = signgd_phases(problem, lr)
+    dtype = problem.e0_freq.dtype
     lr = jnp.asarray(lr, dtype)
-    q = jnp.square(model.spectrum[1] / model.spectrum[0])
+    q = jnp.square(problem.spectrum[1] / problem.spectrum[0])
     t_settled = ph.t2 + jnp.ceil(jnp.abs(ph.e_freq_t2[1]) / (SQRT2 * lr)).astype(ph.t2.dtype)
     e_freq = jnp.stack([jnp.zeros((), dtype), jnp.zeros((), dtype), ph.e_freq_t2[2]])
     return SignGDSettled(

@@ -50,7 +50,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from theory.signal import SignalModel, dct_basis
+from theory.signal import Problem, dct_basis
 
 Array = jax.Array
 
@@ -97,13 +97,13 @@ def _int_dtype(dtype):
     return jnp.int64 if dtype == jnp.float64 else jnp.int32
 
 
-def _solve(model: SignalModel, lr, steps, max_events: int, osc_window: int, stop_on_oscillation: bool):
-    d = model.dim
-    dtype = model.e0_freq.dtype
+def _solve(problem: Problem, lr, steps, max_events: int, osc_window: int, stop_on_oscillation: bool):
+    d = problem.dim
+    dtype = problem.e0_freq.dtype
     it = _int_dtype(dtype)
     c = dct_basis(d, dtype)
-    s2 = jnp.square(model.spectrum)
-    w_star = model.w_star_freq
+    s2 = jnp.square(problem.spectrum)
+    w_star = problem.w_star_freq
     lr = jnp.asarray(lr, dtype)
     steps = jnp.asarray(steps, it)
     slack = 32.0 * d * jnp.finfo(dtype).eps / 2.0
@@ -121,7 +121,7 @@ def _solve(model: SignalModel, lr, steps, max_events: int, osc_window: int, stop
         k = jnp.where((s == 0) & (r != 0), 1.0, k)
         return jnp.maximum(jnp.min(k), 1.0)
 
-    w0 = c.T @ model.w0_freq
+    w0 = c.T @ problem.w0_freq
     s0 = jnp.sign(grad(w0))
     seg_t = jnp.full((max_events + 1,), big, it).at[0].set(0)
     seg_w = jnp.zeros((max_events + 1, d), dtype).at[0].set(w0)
@@ -211,7 +211,7 @@ def _solve(model: SignalModel, lr, steps, max_events: int, osc_window: int, stop
 
 @partial(jax.jit, static_argnames=("max_events", "osc_window", "stop_on_oscillation"))
 def signgd_events(
-    model: SignalModel,
+    problem: Problem,
     lr,
     steps,
     max_events: int = 4096,
@@ -242,12 +242,12 @@ def signgd_events(
       An :class:`EventResult`. Note the oscillation is only *detected*: the
       ``K``-th consecutive event need not be a true limit cycle.
     """
-    return _solve(model, lr, steps, max_events, osc_window, stop_on_oscillation)[0]
+    return _solve(problem, lr, steps, max_events, osc_window, stop_on_oscillation)[0]
 
 
 @partial(jax.jit, static_argnames=("max_events", "osc_window", "stop_on_oscillation"))
 def signgd_event_trajectory(
-    model: SignalModel,
+    problem: Problem,
     lr,
     times,
     max_events: int = 4096,
@@ -270,15 +270,15 @@ def signgd_event_trajectory(
       ``times.shape + (d,)`` errors; NaN for times after ``t_final`` (the
       solver stopped at the oscillation or at ``max_events``).
     """
-    dtype = model.e0_freq.dtype
+    dtype = problem.e0_freq.dtype
     it = _int_dtype(dtype)
     times = jnp.asarray(times, it)
-    res, seg = _solve(model, lr, jnp.max(times), max_events, osc_window, stop_on_oscillation)
-    c = dct_basis(model.dim, dtype)
+    res, seg = _solve(problem, lr, jnp.max(times), max_events, osc_window, stop_on_oscillation)
+    c = dct_basis(problem.dim, dtype)
     flat = times.reshape(-1)
     j = jnp.searchsorted(seg.t, flat, side="right") - 1
     j = jnp.clip(j, 0, seg.n - 1)
     w = seg.w[j] - (jnp.asarray(lr, dtype) * (flat - seg.t[j]).astype(dtype))[:, None] * seg.sign[j]
-    e = w @ c.T - model.w_star_freq
+    e = w @ c.T - problem.w_star_freq
     e = jnp.where(((flat >= 0) & (flat <= res.t_final))[:, None], e, jnp.nan)
-    return e.reshape(times.shape + (model.dim,))
+    return e.reshape(times.shape + (problem.dim,))

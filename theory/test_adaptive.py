@@ -34,7 +34,7 @@ from sims.common.optimizers import make_optimizer
 from sims.linear.oracles import make_oracle
 from sims.linear.recording import every_k, every_step
 from theory import risks
-from theory.signal import dct_basis, make_model, paper_model
+from theory.signal import dct_basis, make_problem, paper_problem
 
 U = 2.0**-53
 ADAM_EPS = 1e-12
@@ -49,11 +49,11 @@ def kappa(d: int) -> float:
     return 6 * d * beta(d) + (4 * d**1.5 + 5) * U
 
 
-def run(model, lr, names, grid, **overrides):
+def run(problem, lr, names, grid, **overrides):
     """``{name: (T, d) w~}`` from one engine run (one seed, population mode)."""
     opts = {n: make_optimizer(n, lr, **overrides.get(n, {})) for n in names}
-    sim = make_simulation(opts, make_oracle("population", model.spectrum))
-    tr = simulate(sim, model, seed_keys(1), grid, chunks=1)
+    sim = make_simulation(opts, make_oracle("population", problem.spectrum))
+    tr = simulate(sim, problem, seed_keys(1), grid, chunks=1)
     return {n: np.asarray(tr.of(n)[0]) for n in names}
 
 
@@ -66,17 +66,17 @@ def problems(draw):
     w_star = draw(st.lists(coord, min_size=d, max_size=d))
     w0 = draw(st.lists(coord, min_size=d, max_size=d))
     lr = draw(st.floats(0.001, 0.05))
-    return make_model(sigma, w_star, w0), lr
+    return make_problem(sigma, w_star, w0), lr
 
 
-def check_adam_is_signgd(model, lr):
+def check_adam_is_signgd(problem, lr):
     """Compares the two on the prefix where the signs provably agree; returns its length."""
-    out = run(model, lr, ("signgd", "adam"), every_step(STEPS), adam={"b1": 0.0, "b2": 0.0, "eps": ADAM_EPS})
+    out = run(problem, lr, ("signgd", "adam"), every_step(STEPS), adam={"b1": 0.0, "b2": 0.0, "eps": ADAM_EPS})
     w_s, w_a = out["signgd"], out["adam"]
-    d = model.dim
+    d = problem.dim
     c = np.asarray(dct_basis(d))
-    s2 = np.asarray(model.spectrum) ** 2
-    e = w_s - np.asarray(model.w_star_freq)
+    s2 = np.asarray(problem.spectrum) ** 2
+    e = w_s - np.asarray(problem.w_star_freq)
     m = np.abs((s2 * e) @ c).min(axis=-1)  # min_i |g_i(t)|, g = C^T diag(s^2) e~
     big_m = float(np.max(np.linalg.norm(w_s, axis=-1)))
     with np.errstate(divide="ignore"):  # m = 0 (e.g. w0 = w*): an infinite bound, n = 0
@@ -91,23 +91,23 @@ def check_adam_is_signgd(model, lr):
 
 
 def test_adam_without_moments_is_signgd_paper_setting():
-    assert check_adam_is_signgd(paper_model(), 0.01) == STEPS + 1
+    assert check_adam_is_signgd(paper_problem(), 0.01) == STEPS + 1
 
 
 @settings(max_examples=3, deadline=None)  # each engine run compiles (~1 s)
 @given(problems())
 def test_adam_without_moments_is_signgd(problem):
-    model, lr = problem
-    n = check_adam_is_signgd(model, lr)
+    problem, lr = problem
+    n = check_adam_is_signgd(problem, lr)
     assume(n > 100)  # else the first steps already sit within rounding of a sign tie
 
 
 def test_paper_setting_adaptive_methods_move_the_irrelevant_frequency():
-    model, lr, steps = paper_model(), 0.01, 5000
+    problem, lr, steps = paper_problem(), 0.01, 5000
     grid = every_k(steps, 50)
-    out = run(model, lr, ("gd", "signgd", "adam", "rmsprop"), grid)
-    e2 = {n: w[:, 2] - float(model.w_star_freq[2]) for n, w in out.items()}
-    e2_0 = float(model.e0_freq[2])  # 0.02
+    out = run(problem, lr, ("gd", "signgd", "adam", "rmsprop"), grid)
+    e2 = {n: w[:, 2] - float(problem.w_star_freq[2]) for n, w in out.items()}
+    e2_0 = float(problem.e0_freq[2])  # 0.02
 
     # GD: x~_2 = 0 in every sample, so e~_2 never moves (engine rounding only).
     m = float(np.max(np.linalg.norm(out["gd"], axis=-1)))
@@ -117,6 +117,6 @@ def test_paper_setting_adaptive_methods_move_the_irrelevant_frequency():
         assert abs(e2[name][-1] - e2_0) > 3.0, name
     # Their relevant errors are near 0 by now, so R_a ~ ||w||^2 (eps = sqrt2) and the
     # larger irrelevant error makes Adam and RMSProp less robust than signGD.
-    r_a = {n: float(risks.adversarial_risk_l2(w[-1], model, math.sqrt(2))) for n, w in out.items()}
+    r_a = {n: float(risks.adversarial_risk_l2(w[-1], problem, math.sqrt(2))) for n, w in out.items()}
     assert r_a["adam"] > r_a["signgd"] and r_a["rmsprop"] > r_a["signgd"]
-    assert all(float(risks.standard_risk(out[n][-1], model)) < 1e-3 for n in ("signgd", "adam", "rmsprop"))
+    assert all(float(risks.standard_risk(out[n][-1], problem)) < 1e-3 for n in ("signgd", "adam", "rmsprop"))

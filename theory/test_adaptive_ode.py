@@ -37,7 +37,7 @@ import optax
 
 from theory.adaptive_ode import ZETA_HALF, adam_ode, ode_constants, rmsprop_ode
 from theory.quadratic import population_quadratic
-from theory.signal import paper_model
+from theory.signal import paper_problem
 from theory.testing import reference_run
 
 EPS = 1e-8
@@ -107,7 +107,7 @@ def _slope(lrs, diffs):
 def _paper_differences():
     """``||e~_disc - e~_ode||`` at ``tau ~ 20`` for the three optimizers (cached)."""
     if not hasattr(_paper_differences, "cache"):
-        quad = population_quadratic(paper_model())
+        quad = population_quadratic(paper_problem())
         steps, taus, order = _steps_and_taus(LRS, TAU)
         ts = jnp.asarray(taus[order])
         adam = _ode_at(_adam(quad, *PAPER_ADAM, 0, ts, 1e-10), taus, order)
@@ -198,7 +198,7 @@ def test_online_ode_shift():
     the variance term fails. Both shifts are positive (less drift of the
     irrelevant error online).
     """
-    quad = population_quadratic(paper_model())
+    quad = population_quadratic(paper_problem())
     steps = round(TAU / ONLINE_LR)
     ts = jnp.full((3,), steps * ONLINE_LR)
     keys = jax.random.split(jax.random.PRNGKey(0), ONLINE_SEEDS)

@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 
 from sims.linear.attacks import monte_carlo_risk, pgd_l2, pgd_linf, worst_case_l2, worst_case_linf
 from theory import risks
-from theory.signal import make_model, sample_freq, to_input
+from theory.signal import make_problem, sample_freq, to_input
 from theory.test_standard_risk import coord, tau
 from theory.test_standard_risk import problems as model_problems
 
@@ -54,61 +54,61 @@ mc_risk = jax.jit(monte_carlo_risk, static_argnames=("n_samples", "attack"))
 
 
 @jax.jit
-def mc_worst(key, w_freq, model, eps):
+def mc_worst(key, w_freq, problem, radius):
     """Monte Carlo risks under both worst-case attacks, on the same samples.
 
     One compile per shape: the tests below always pass two weight vectors.
     """
-    return {a: monte_carlo_risk(key, w_freq, model, eps, N_SAMPLES, a) for a in CLOSED}
+    return {a: monte_carlo_risk(key, w_freq, problem, radius, N_SAMPLES, a) for a in CLOSED}
 
 
 @st.composite
 def problems(draw, need_irrelevant=False, dims=DIMS):
     """A model with a relevant frequency (and an irrelevant one if asked),
     weights ``w~``, a budget ``eps`` and a seed."""
-    model, w, seed = draw(model_problems(need_irrelevant, dims))
-    return model, w, draw(st.floats(0.01, 2.0)), seed
+    problem, w, seed = draw(model_problems(need_irrelevant, dims))
+    return problem, w, draw(st.floats(0.01, 2.0)), seed
 
 
-def rounding_rho(model, w_freq, eps) -> float:
-    d = model.dim
-    scale = float(np.linalg.norm(w_freq) + np.linalg.norm(model.w_star_freq))
-    return 2 * (tau(d) + d * U) * scale * (10 * float(np.linalg.norm(model.spectrum)) + math.sqrt(d) * eps)
+def rounding_rho(problem, w_freq, radius) -> float:
+    d = problem.dim
+    scale = float(np.linalg.norm(w_freq) + np.linalg.norm(problem.w_star_freq))
+    return 2 * (tau(d) + d * U) * scale * (10 * float(np.linalg.norm(problem.spectrum)) + math.sqrt(d) * radius)
 
 
 @settings(max_examples=20, deadline=None)
 @given(problems(), coord())
 def test_closed_form_matches_monte_carlo_worst_case(problem, scale):
-    model, w, eps, seed = problem
-    ws = jnp.stack([w, scale * w + model.w_star_freq])  # two weights on the same samples
-    est = mc_worst(jax.random.key(seed), ws, model, eps)
+    problem, w, radius, seed = problem
+    ws = jnp.stack([w, scale * w + problem.w_star_freq])  # two weights on the same samples
+    est = mc_worst(jax.random.key(seed), ws, problem, radius)
     for attack, closed in CLOSED.items():
-        r_a_all = closed(ws, model, eps)
+        r_a_all = closed(ws, problem, radius)
         for i, wi in enumerate(ws):
             r_a = float(r_a_all[i])
-            rho = rounding_rho(model, wi, eps)
+            rho = rounding_rho(problem, wi, radius)
             tol = Z * float(est[attack].stderr[i]) + 2 * math.sqrt(2 * r_a) * rho + rho**2
             assert abs(float(est[attack].mean[i]) - r_a) <= tol, attack
 
 
-def samples(model, seed, n=N_PGD):
+def samples(problem, seed, n=N_PGD):
     """``n`` samples in input coordinates with labels ``y = <w~*, x~>``."""
-    x_freq = sample_freq(jax.random.key(seed), model.spectrum, n)
-    return to_input(x_freq), x_freq @ model.w_star_freq
+    x_freq = sample_freq(jax.random.key(seed), problem.spectrum, n)
+    return to_input(x_freq), x_freq @ problem.w_star_freq
 
 
 def loss(w, x, y, delta):
     return 0.5 * jnp.square(jnp.einsum("d,nd->n", w, x + delta) - y)
 
 
-def worst_and_slack(w, x, y, eps, dual):
+def worst_and_slack(w, x, y, radius, dual):
     """Worst loss ``W = 1/2 (|r| + eps ||w||_*)^2`` per sample (from the computed
     ``r``, hence the ``2 g`` in ``e``), the rounding slack of a computed loss, and ``r``."""
     d = w.shape[-1]
     r = x @ w - y
-    a = jnp.abs(r) + eps * dual
-    g = 2 * (d + 1) * U * (jnp.linalg.norm(w) * (jnp.linalg.norm(x, axis=-1) + math.sqrt(d) * eps) + jnp.abs(y))
-    e = 2 * g + (2 * d + 6) * U * eps * dual
+    a = jnp.abs(r) + radius * dual
+    g = 2 * (d + 1) * U * (jnp.linalg.norm(w) * (jnp.linalg.norm(x, axis=-1) + math.sqrt(d) * radius) + jnp.abs(y))
+    e = 2 * g + (2 * d + 6) * U * radius * dual
     worst = 0.5 * a**2
     return worst, a * e + e**2 / 2 + 2 * U * worst, r
 
@@ -120,7 +120,7 @@ ATTACKS = {
 
 
 @partial(jax.jit, static_argnames="norm")
-def pgd_excess(key, w, x, y, eps, norm):
+def pgd_excess(key, w, x, y, radius, norm):
     """Per-sample ``|loss - W| - slack`` (or ``loss - W - slack``): each must be <= 0.
 
     Returns the excess of the closed-form ``delta*`` (two-sided), of PGD from a
@@ -128,16 +128,16 @@ def pgd_excess(key, w, x, y, eps, norm):
     PGD from a random start with step ``eps`` where ``|r| > eps ||w||_*`` (two-sided).
     """
     pgd_fn, worst_fn, dual_fn = ATTACKS[norm]
-    worst, slack, r = worst_and_slack(w, x, y, eps, dual_fn(w))
+    worst, slack, r = worst_and_slack(w, x, y, radius, dual_fn(w))
     excess = lambda delta: jnp.abs(loss(w, x, y, delta) - worst) - slack
-    delta_star = jax.vmap(worst_fn, in_axes=(None, 0, 0, None))(w, x, y, eps)
-    madry = pgd_fn(key, w, x, y, eps, steps=20)  # step 2.5 eps / steps
-    zero_start = pgd_fn(key, w, x, y, eps, steps=4, step_size=eps, random_start=False)
-    rand_start = pgd_fn(key, w, x, y, eps, steps=64, step_size=eps)
+    delta_star = jax.vmap(worst_fn, in_axes=(None, 0, 0, None))(w, x, y, radius)
+    madry = pgd_fn(key, w, x, y, radius, steps=20)  # step 2.5 eps / steps
+    zero_start = pgd_fn(key, w, x, y, radius, steps=4, step_size=radius, random_start=False)
+    rand_start = pgd_fn(key, w, x, y, radius, steps=64, step_size=radius)
     # r = 0 makes delta = 0 stationary; |r| above the rounding bound g of r keeps its sign.
     d = w.shape[-1]
     g = 2 * (d + 1) * U * (jnp.linalg.norm(w) * jnp.linalg.norm(x, axis=-1) + jnp.abs(y))
-    one_sided = jnp.abs(r) > eps * dual_fn(w) * (1 + 1e-6)
+    one_sided = jnp.abs(r) > radius * dual_fn(w) * (1 + 1e-6)
     return (
         excess(delta_star),
         loss(w, x, y, madry) - worst - slack,
@@ -149,9 +149,9 @@ def pgd_excess(key, w, x, y, eps, norm):
 @settings(max_examples=15, deadline=None)
 @given(problems(dims=(3,)), st.sampled_from(sorted(ATTACKS)))
 def test_pgd_never_beats_the_worst_case_and_reaches_it(problem, norm):
-    model, w_freq, eps, seed = problem
-    x, y = samples(model, seed)
-    star, madry, zero_start, rand_start = pgd_excess(jax.random.key(seed ^ 0x5EED), to_input(w_freq), x, y, eps, norm)
+    problem, w_freq, radius, seed = problem
+    x, y = samples(problem, seed)
+    star, madry, zero_start, rand_start = pgd_excess(jax.random.key(seed ^ 0x5EED), to_input(w_freq), x, y, radius, norm)
     # The closed-form perturbation attains W (to the slack).
     assert float(jnp.max(star)) <= 0
     # PGD from a random start stays inside the ball, so it never exceeds W.
@@ -173,33 +173,33 @@ def test_larger_norm_at_equal_standard_risk_is_less_robust(problem, shift):
     # Shifting an irrelevant coordinate keeps R_s bit-identical (see test_standard_risk)
     # and changes only ||w||_2; the l2 R_a grows with the norm at fixed R_s:
     # dR_a/d||w|| = 2 eps sqrt(R_s/pi) + eps^2 ||w|| > 0.
-    model, w, eps, seed = problem
-    w2 = jnp.where(model.spectrum == 0, w + shift, w)
-    (n1, n2), (r1, r2) = weight_norm(jnp.stack([w, w2])), standard_risk(jnp.stack([w, w2]), model)
+    problem, w, radius, seed = problem
+    w2 = jnp.where(problem.spectrum == 0, w + shift, w)
+    (n1, n2), (r1, r2) = weight_norm(jnp.stack([w, w2])), standard_risk(jnp.stack([w, w2]), problem)
     assert float(r1) == float(r2)
     lo, hi = (w, w2) if n1 < n2 else (w2, w)
-    ra_lo, ra_hi = (float(r) for r in adversarial_risk_l2(jnp.stack([lo, hi]), model, eps))
+    ra_lo, ra_hi = (float(r) for r in adversarial_risk_l2(jnp.stack([lo, hi]), problem, radius))
     # R_a(hi) - R_a(lo) >= eps^2/2 (n_hi^2 - n_lo^2); each R_a is a sum of three
     # non-negative terms with relative rounding <= (d + 8) U, so the gap is resolved
     # when it exceeds 2 (d + 8) U R_a(hi) (else the draw is within rounding of a tie).
-    gap = 0.5 * eps**2 * abs(float(n2**2 - n1**2))
-    assume(gap > 4 * (model.dim + 8) * U * ra_hi)
+    gap = 0.5 * radius**2 * abs(float(n2**2 - n1**2))
+    assume(gap > 4 * (problem.dim + 8) * U * ra_hi)
     assert ra_hi > ra_lo
     # The same order holds sample by sample under the worst-case attack: with common
     # random numbers, (|r| + eps n)^2 grows with n for every sample, so the Monte Carlo
     # estimates are ordered too.
-    est = mc_worst(jax.random.key(seed), jnp.stack([lo, hi]), model, eps)["worst_l2"]
+    est = mc_worst(jax.random.key(seed), jnp.stack([lo, hi]), problem, radius)["worst_l2"]
     assert float(est.mean[1]) > float(est.mean[0])
 
 
 def test_monte_carlo_pgd_is_below_worst_case():
     # Through monte_carlo_risk: the PGD risk (default Madry steps, random start)
     # never exceeds the closed-form worst case beyond the Monte Carlo CI.
-    model = make_model((0.1, 0.05, 0.0), (5.0, 10.0, 0.0), (0.01, -0.01, 0.02))
+    problem = make_problem((0.1, 0.05, 0.0), (5.0, 10.0, 0.0), (0.01, -0.01, 0.02))
     w = jnp.array([[4.9, 9.5, 3.0], [0.01, -0.01, 0.02]])
-    eps = math.sqrt(2.0)
+    radius = math.sqrt(2.0)
     for norm in ("l2", "linf"):
-        est = mc_risk(jax.random.key(3), w, model, eps, n_samples=4096, attack=f"pgd_{norm}")
-        closed = CLOSED[f"worst_{norm}"](w, model, eps)
+        est = mc_risk(jax.random.key(3), w, problem, radius, n_samples=4096, attack=f"pgd_{norm}")
+        closed = CLOSED[f"worst_{norm}"](w, problem, radius)
         assert bool(jnp.all(est.mean <= closed + Z * est.stderr))
         assert bool(jnp.all(est.mean >= 0.5 * closed))  # a real attack, not a no-op

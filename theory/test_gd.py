@@ -50,13 +50,13 @@ from sims.common.optimizers import make_optimizer
 from sims.linear.oracles import MODES, make_oracle
 from sims.linear.recording import every_step
 from theory import gd
-from theory.signal import make_model
+from theory.signal import make_problem
 
 U = 2.0**-53
 DIMS = (3, 6)
 T = 200  # iteration length for the loop comparisons (one compile per d)
 
-gd_error_at = jax.jit(lambda model, lr, t: gd.gd_error(model, lr)(t))
+gd_error_at = jax.jit(lambda problem, lr, t: gd.gd_error(problem, lr)(t))
 
 
 def kappa(d: int) -> float:
@@ -93,46 +93,46 @@ def problems(draw, dims=DIMS, x_range=(0.01, 1.99)):
     w_star = draw(st.lists(coord(), min_size=d, max_size=d))
     w0 = draw(st.lists(coord(), min_size=d, max_size=d))
     lr = draw(st.floats(*x_range)) / max(sigma) ** 2
-    return make_model(sigma, w_star, w0), lr
+    return make_problem(sigma, w_star, w0), lr
 
 
-def population_engine(model, lr, steps, names=("gd",)):
+def population_engine(problem, lr, steps, names=("gd",)):
     """``(k, steps + 1, d)`` engine trajectories in population mode, one seed."""
-    sim = make_simulation({n: make_optimizer(n, lr) for n in names}, make_oracle("population", model.spectrum))
-    return simulate(sim, model, seed_keys(1), every_step(steps), chunks=1).w_freq[0]
+    sim = make_simulation({n: make_optimizer(n, lr) for n in names}, make_oracle("population", problem.spectrum))
+    return simulate(sim, problem, seed_keys(1), every_step(steps), chunks=1).w_freq[0]
 
 
 @settings(max_examples=30, deadline=None)
 @given(problems())
 def test_closed_form_equals_frequency_loop(problem):
-    model, lr = problem
+    problem, lr = problem
     t = jnp.arange(T + 1)
-    closed = np.asarray(gd_error_at(model, lr, t))
-    loop = np.asarray(freq_loop(model.e0_freq, model.spectrum, lr))
-    tol = 16 * (np.arange(T + 1)[:, None] + 1) * U * np.abs(np.asarray(model.e0_freq))
+    closed = np.asarray(gd_error_at(problem, lr, t))
+    loop = np.asarray(freq_loop(problem.e0_freq, problem.spectrum, lr))
+    tol = 16 * (np.arange(T + 1)[:, None] + 1) * U * np.abs(np.asarray(problem.e0_freq))
     assert np.all(np.abs(closed - loop) <= tol)
     # Irrelevant coordinates: (1 - 0)^t = 1 and e - 0 = e exactly.
-    irr = np.asarray(model.spectrum) == 0
-    assert np.all(closed[:, irr] == np.asarray(model.e0_freq)[irr])
-    assert np.all(loop[:, irr] == np.asarray(model.e0_freq)[irr])
+    irr = np.asarray(problem.spectrum) == 0
+    assert np.all(closed[:, irr] == np.asarray(problem.e0_freq)[irr])
+    assert np.all(loop[:, irr] == np.asarray(problem.e0_freq)[irr])
 
 
 @settings(max_examples=5, deadline=None)  # every engine run compiles (~1 s)
 @given(problems())
 def test_closed_form_equals_engine(problem):
-    model, lr = problem
+    problem, lr = problem
     steps = 64
-    e_engine = np.asarray(population_engine(model, lr, steps)[0]) - np.asarray(model.w_star_freq)
-    closed = np.asarray(gd_error_at(model, lr, jnp.arange(steps + 1)))
-    m = float(np.linalg.norm(model.w_star_freq) + np.linalg.norm(model.e0_freq))
+    e_engine = np.asarray(population_engine(problem, lr, steps)[0]) - np.asarray(problem.w_star_freq)
+    closed = np.asarray(gd_error_at(problem, lr, jnp.arange(steps + 1)))
+    m = float(np.linalg.norm(problem.w_star_freq) + np.linalg.norm(problem.e0_freq))
     t = np.arange(steps + 1)[:, None]
-    tol = (t + 1) * kappa(model.dim) * m + 16 * (t + 1) * U * np.abs(np.asarray(model.e0_freq))
+    tol = (t + 1) * kappa(problem.dim) * m + 16 * (t + 1) * U * np.abs(np.asarray(problem.e0_freq))
     assert np.all(np.abs(e_engine - closed) <= tol)
 
 
 # One fixed model per mode: the engine caches its compiled step per (model, optimizer),
 # so the hypothesis-drawn seeds below reuse one compile.
-MODE_MODEL = make_model((1.0, 0.0, 0.5), (5.0, -2.0, 3.0), (0.3, 1.5, -0.7))
+MODE_MODEL = make_problem((1.0, 0.0, 0.5), (5.0, -2.0, 3.0), (0.3, 1.5, -0.7))
 MODE_LR = 0.3
 
 
@@ -181,51 +181,51 @@ def contracting_problems(draw):
     w_star = [0.0 if s == 0 else draw(coord()) for s in sigma]
     w0 = draw(st.lists(coord(), min_size=d, max_size=d))
     lr = draw(st.floats(0.2, 1.95)) / max(sigma) ** 2
-    return make_model(sigma, w_star, w0), lr
+    return make_problem(sigma, w_star, w0), lr
 
 
 @settings(max_examples=30, deadline=None)
 @given(contracting_problems())
 def test_limits(problem):
-    model, lr = problem
+    problem, lr = problem
     steps = 2000
-    w_star, e0 = np.asarray(model.w_star_freq), np.asarray(model.e0_freq)
-    w_final = w_star + np.asarray(freq_loop_final(model.e0_freq, model.spectrum, lr, steps))
-    limit = np.asarray(gd.gd_limit(model))
+    w_star, e0 = np.asarray(problem.w_star_freq), np.asarray(problem.e0_freq)
+    w_final = w_star + np.asarray(freq_loop_final(problem.e0_freq, problem.spectrum, lr, steps))
+    limit = np.asarray(gd.gd_limit(problem))
     # |w(T) - limit| <= 0.95^T |e~(0)| (not yet converged) + 7 T U |e~(0)| (loop rounding)
     # + U |w~*| (adding w~*). Irrelevant coordinates: limit = w~(0), reached exactly.
     tol = (0.95**steps + 7 * steps * U) * np.abs(e0) + U * np.abs(w_star)
     assert np.all(np.abs(w_final - limit) <= tol)
-    irr = np.asarray(model.spectrum) == 0
-    np.testing.assert_array_equal(limit[irr], np.asarray(model.w0_freq)[irr])
+    irr = np.asarray(problem.spectrum) == 0
+    np.testing.assert_array_equal(limit[irr], np.asarray(problem.w0_freq)[irr])
     np.testing.assert_array_equal(limit[~irr], w_star[~irr])
     # ||w(inf)||^2 = ||w~*||^2 + sum_irrelevant e~_k(0)^2 here (w~* = 0 there); sums of
     # d non-negative squares agree to 2 (d + 1) U relative.
-    norm_sq = float(gd.gd_limit_weight_norm_sq(model))
+    norm_sq = float(gd.gd_limit_weight_norm_sq(problem))
     expected = float(np.sum(w_star**2) + np.sum(e0[irr] ** 2))
-    assert abs(norm_sq - expected) <= 2 * (model.dim + 1) * U * expected
+    assert abs(norm_sq - expected) <= 2 * (problem.dim + 1) * U * expected
     # and the iteration's squared norm tends to it: |a^2 - b^2| <= (a + b) |a - b|.
-    dist = float(np.linalg.norm(tol)) + 2 * (model.dim + 1) * U * float(np.linalg.norm(limit))
+    dist = float(np.linalg.norm(tol)) + 2 * (problem.dim + 1) * U * float(np.linalg.norm(limit))
     assert abs(float(np.sum(w_final**2)) - norm_sq) <= (2 * math.sqrt(norm_sq) + dist) * dist + 4 * (
-        model.dim + 1
+        problem.dim + 1
     ) * U * norm_sq
 
 
 @settings(max_examples=40, deadline=None)
 @given(problems(x_range=(-1.0, 4.0)), st.data())
 def test_is_stable_iff_the_iteration_decays(problem, data):
-    model, lr = problem
-    x = lr * float(jnp.max(model.spectrum)) ** 2
+    problem, lr = problem
+    x = lr * float(jnp.max(problem.spectrum)) ** 2
     # Within 0.01 of the thresholds x = 0 and x = 2 the top factor |1 - x| is within
     # 0.01 of 1 and T steps cannot tell growth from decay; outside, |1 - x|^T is
     # <= 0.99^200 = 0.13 or >= 1.01^200 = 7.3.
     assume(abs(x) >= 0.01 and abs(x - 2) >= 0.01)
-    d = model.dim
+    d = problem.dim
     e0 = jnp.asarray(data.draw(st.lists(st.floats(0.1, 5.0), min_size=d, max_size=d)))
-    e_t = freq_loop_final(e0, model.spectrum, lr, T)
-    rel = model.spectrum > 0
+    e_t = freq_loop_final(e0, problem.spectrum, lr, T)
+    rel = problem.spectrum > 0
     # Decay: every relevant coordinate shrinks (slowest factor 1 - lr sigma_min^2,
     # >= 6e-6 per step here, so the shrinkage is far above rounding).
     decays = bool(jnp.all(jnp.where(rel, jnp.abs(e_t) < jnp.abs(e0), True)))
-    assert bool(gd.gd_is_stable(model.spectrum, lr)) == decays
-    assert decays == (0 < lr < float(gd.gd_max_stable_lr(model.spectrum)))
+    assert bool(gd.gd_is_stable(problem.spectrum, lr)) == decays
+    assert decays == (0 < lr < float(gd.gd_max_stable_lr(problem.spectrum)))

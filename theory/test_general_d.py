@@ -62,7 +62,7 @@ from sims.common.optimizers import make_optimizer
 from sims.linear.oracles import make_oracle
 from sims.linear.recording import every_step
 from theory import gd
-from theory.signal import SignalModel, make_model
+from theory.signal import Problem, make_problem
 from theory.spectra import powerlaw_spectrum
 from theory.test_gd import T as LOOP_T, coord, freq_loop, kappa  # the shared loop and bound
 
@@ -71,7 +71,7 @@ D_MAX = 64  # hypothesis draws d in [2, D_MAX]
 STEPS = 64  # engine steps per run
 BIG_D = 1024
 
-gd_error_at = jax.jit(lambda model, lr, t: gd.gd_error(model, lr)(t))
+gd_error_at = jax.jit(lambda problem, lr, t: gd.gd_error(problem, lr)(t))
 
 
 @st.composite
@@ -112,40 +112,40 @@ def problems(draw, d_max=D_MAX, padded=False):
     lr = draw(st.floats(0.01, 1.99)) / float(np.max(sigma)) ** 2
     if padded:
         pad = lambda v: jnp.zeros(d_max).at[:d].set(jnp.asarray(v, jnp.float64))
-        return SignalModel(pad(sigma), pad(w_star), pad(w0)), lr, d
-    return make_model(sigma, w_star, w0), lr
+        return Problem(pad(sigma), pad(w_star), pad(w0)), lr, d
+    return make_problem(sigma, w_star, w0), lr
 
 
-def run_engine(model, lr, mode, sampler="wishart", seeds=1, base_seed=0, steps=STEPS):
+def run_engine(problem, lr, mode, sampler="wishart", seeds=1, base_seed=0, steps=STEPS):
     """``(seeds, steps + 1, d)`` GD weights ``w~`` from the engine."""
-    oracle = make_oracle(mode, model.spectrum, 8, sampler)  # small batches: noisy gradients
+    oracle = make_oracle(mode, problem.spectrum, 8, sampler)  # small batches: noisy gradients
     sim = make_simulation({"gd": make_optimizer("gd", lr)}, oracle)
-    return np.asarray(simulate(sim, model, seed_keys(seeds, base_seed), every_step(steps), chunks=1).of("gd"))
+    return np.asarray(simulate(sim, problem, seed_keys(seeds, base_seed), every_step(steps), chunks=1).of("gd"))
 
 
-def closed_form(model, lr, steps):
-    return np.asarray(gd_error_at(model, lr, jnp.arange(steps + 1)))
+def closed_form(problem, lr, steps):
+    return np.asarray(gd_error_at(problem, lr, jnp.arange(steps + 1)))
 
 
-def check_engine_equals_closed_form(model, lr, w):
+def check_engine_equals_closed_form(problem, lr, w):
     """Claim 2 for one population run ``w`` ``(steps + 1, d)``; returns the bound."""
-    e_engine = w - np.asarray(model.w_star_freq)
-    closed = closed_form(model, lr, len(w) - 1)
-    m = float(np.linalg.norm(model.w_star_freq) + np.linalg.norm(model.e0_freq))
+    e_engine = w - np.asarray(problem.w_star_freq)
+    closed = closed_form(problem, lr, len(w) - 1)
+    m = float(np.linalg.norm(problem.w_star_freq) + np.linalg.norm(problem.e0_freq))
     t = np.arange(len(w))[:, None]
-    tol = (t + 1) * kappa(model.dim) * m + 16 * (t + 1) * U * np.abs(np.asarray(model.e0_freq))
+    tol = (t + 1) * kappa(problem.dim) * m + 16 * (t + 1) * U * np.abs(np.asarray(problem.e0_freq))
     assert np.all(np.abs(e_engine - closed) <= tol), np.max(np.abs(e_engine - closed) / tol)
     assert tol.max() <= 1e-6 * m  # the bound is meaningful: far below the quantities compared
     return closed
 
 
-def check_irrelevant_constant(model, w):
+def check_irrelevant_constant(problem, w):
     """Claim 1 for engine runs ``w`` ``(seeds, steps + 1, d)``; returns the final bound."""
-    w_star = np.asarray(model.w_star_freq)
-    irr = np.asarray(model.spectrum) == 0
-    drift = np.abs(w[..., irr] - np.asarray(model.w0_freq)[irr]).max(axis=-1)  # (seeds, t)
+    w_star = np.asarray(problem.w_star_freq)
+    irr = np.asarray(problem.spectrum) == 0
+    drift = np.abs(w[..., irr] - np.asarray(problem.w0_freq)[irr]).max(axis=-1)  # (seeds, t)
     m = np.linalg.norm(w - w_star, axis=-1) + np.linalg.norm(w_star)  # M_tau, (seeds, t)
-    k = kappa(model.dim)
+    k = kappa(problem.dim)
     bound = k * m[:, :1] + np.concatenate([np.zeros((len(w), 1)), np.cumsum(k * (m[:, :-1] + m[:, 1:]), axis=1)], 1)
     assert np.all(np.isfinite(w))
     assert np.all(drift <= bound), np.max(drift / bound)
@@ -159,15 +159,15 @@ def test_closed_form_equals_frequency_loop(problem):
     """Claim 2, frequency loop, ``d`` in [2, 64]. Padded to ``D_MAX`` (zero
     spectrum and error: the padding stays exactly 0 in both) so that one
     compiled loop and closed form serve every ``d``."""
-    model, lr, d = problem
-    loop = np.asarray(freq_loop(model.e0_freq, model.spectrum, lr))
-    closed = closed_form(model, lr, LOOP_T)
+    problem, lr, d = problem
+    loop = np.asarray(freq_loop(problem.e0_freq, problem.spectrum, lr))
+    closed = closed_form(problem, lr, LOOP_T)
     assert np.all(loop[:, d:] == 0) and np.all(closed[:, d:] == 0)
-    e0 = np.abs(np.asarray(model.e0_freq))
+    e0 = np.abs(np.asarray(problem.e0_freq))
     assert np.all(np.abs(closed - loop) <= 16 * (np.arange(LOOP_T + 1)[:, None] + 1) * U * e0)
-    irr = np.asarray(model.spectrum) == 0
-    assert np.all(closed[:, irr] == np.asarray(model.e0_freq)[irr])
-    assert np.all(loop[:, irr] == np.asarray(model.e0_freq)[irr])
+    irr = np.asarray(problem.spectrum) == 0
+    assert np.all(closed[:, irr] == np.asarray(problem.e0_freq)[irr])
+    assert np.all(loop[:, irr] == np.asarray(problem.e0_freq)[irr])
 
 
 @settings(max_examples=2, deadline=None)  # every engine run compiles (~1 s)
@@ -175,10 +175,10 @@ def test_closed_form_equals_frequency_loop(problem):
 def test_population_engine_general_d(problem):
     """Claims 1 and 2 on one population run: the engine equals the closed form
     and its irrelevant coordinates stay put."""
-    model, lr = problem
-    w = run_engine(model, lr, "population")
-    check_engine_equals_closed_form(model, lr, w[0])
-    check_irrelevant_constant(model, w)
+    problem, lr = problem
+    w = run_engine(problem, lr, "population")
+    check_engine_equals_closed_form(problem, lr, w[0])
+    check_irrelevant_constant(problem, w)
 
 
 STOCHASTIC = (("online", "wishart"), ("online", "explicit"), ("fixed", "wishart"))
@@ -188,8 +188,8 @@ STOCHASTIC = (("online", "wishart"), ("online", "explicit"), ("fixed", "wishart"
 @settings(max_examples=2, deadline=None)  # every engine run compiles (~1-3 s at d = 64)
 @given(problems(), st.integers(0, 2**31 - 1))
 def test_irrelevant_constant_stochastic_general_d(mode, sampler, problem, base_seed):
-    model, lr = problem
-    check_irrelevant_constant(model, run_engine(model, lr, mode, sampler, seeds=2, base_seed=base_seed))
+    problem, lr = problem
+    check_irrelevant_constant(problem, run_engine(problem, lr, mode, sampler, seeds=2, base_seed=base_seed))
 
 
 @functools.lru_cache(maxsize=None)
@@ -199,25 +199,25 @@ def big_model():
     sigma = powerlaw_spectrum(BIG_D, 1.0, 768)
     rng = np.random.default_rng(1024)
     w_star = np.where(np.asarray(sigma) > 0, rng.standard_normal(BIG_D), 0.0)
-    return make_model(sigma, w_star, 0.1 * rng.standard_normal(BIG_D)), 1.0  # lr sigma_0^2 = 1
+    return make_problem(sigma, w_star, 0.1 * rng.standard_normal(BIG_D)), 1.0  # lr sigma_0^2 = 1
 
 
 def test_big_d_population():
-    model, lr = big_model()
-    w = run_engine(model, lr, "population", steps=32)
-    closed = check_engine_equals_closed_form(model, lr, w[0])
-    bound = check_irrelevant_constant(model, w)
+    problem, lr = big_model()
+    w = run_engine(problem, lr, "population", steps=32)
+    closed = check_engine_equals_closed_form(problem, lr, w[0])
+    bound = check_irrelevant_constant(problem, w)
     # Meaningful at d = 1024: the relevant band moved by far more than either bound.
     moved = np.abs(closed[-1] - closed[0]).max()
-    assert moved > 1e4 * (33 * kappa(BIG_D) * float(np.linalg.norm(model.w_star_freq) + np.linalg.norm(model.e0_freq)))
+    assert moved > 1e4 * (33 * kappa(BIG_D) * float(np.linalg.norm(problem.w_star_freq) + np.linalg.norm(problem.e0_freq)))
     assert moved > 1e4 * bound.max()
-    loop = np.asarray(freq_loop(model.e0_freq, model.spectrum, lr, steps=32))
-    assert np.all(np.abs(closed - loop) <= 16 * (np.arange(33)[:, None] + 1) * U * np.abs(np.asarray(model.e0_freq)))
+    loop = np.asarray(freq_loop(problem.e0_freq, problem.spectrum, lr, steps=32))
+    assert np.all(np.abs(closed - loop) <= 16 * (np.arange(33)[:, None] + 1) * U * np.abs(np.asarray(problem.e0_freq)))
 
 
 def test_big_d_online():
-    model, lr = big_model()
-    w = run_engine(model, lr, "online", "explicit", seeds=2, steps=32)
-    bound = check_irrelevant_constant(model, w)
-    rel = np.asarray(model.spectrum) > 0
+    problem, lr = big_model()
+    w = run_engine(problem, lr, "online", "explicit", seeds=2, steps=32)
+    bound = check_irrelevant_constant(problem, w)
+    rel = np.asarray(problem.spectrum) > 0
     assert np.abs(w[:, -1, rel] - w[:, 0, rel]).max() > 1e4 * bound.max()

@@ -24,7 +24,7 @@ from scipy.stats import norm
 
 from theory import online_ode
 from theory.quadratic import Quadratic, batch_gradient_variance, population_quadratic
-from theory.signal import paper_model, to_input
+from theory.signal import paper_problem, to_input
 from theory.testing import reference_run
 
 Z = 5.5
@@ -134,7 +134,7 @@ def test_gaussian_approximation_error():
     assert np.max(np.abs(err - edgeworth)) <= 0.1 * np.max(np.abs(err))
 
 
-PAPER = population_quadratic(paper_model())
+PAPER = population_quadratic(paper_problem())
 solve = jax.jit(
     lambda quad, n, mask, noiseless_n: online_ode.online_signgd_ode(
         quad, n, noise_mask=mask, noiseless_n=noiseless_n, saveat_tau=jnp.array([10.0])

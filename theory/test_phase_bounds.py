@@ -32,7 +32,7 @@ from theory import phase_bounds as pb
 from theory.gd import gd_error
 from theory.risks import standard_risk
 from theory.sign_flow import sign_flow_final_d3
-from theory.signal import make_model
+from theory.signal import make_problem
 from theory.signgd import signgd_drift_first_order, signgd_settled
 from theory.test_signgd import T, applicable_problems, closed_tol, far_from_ties, freq_recursion, rounding, signed
 
@@ -45,20 +45,20 @@ first_order = jax.jit(signgd_drift_first_order)
 flow_d3 = jax.jit(sign_flow_final_d3)
 regime_all = jax.jit(jax.vmap(pb.signgd_regime, in_axes=(None, None, 0)))
 time_at_risk = jax.jit(pb.gd_time_at_risk)
-risk_at = jax.jit(lambda model, lr, t: standard_risk(model.w_star_freq + gd_error(model, lr)(t), model))
+risk_at = jax.jit(lambda problem, lr, t: standard_risk(problem.w_star_freq + gd_error(problem, lr)(t), problem))
 regime_at = jax.jit(pb.signgd_regime)
 
 
-def parts(model, e):
+def parts(problem, e):
     """``A = sigma_0^2 e~_0 / sqrt3`` and ``B = sigma_1^2 e~_1 / sqrt2`` along ``e`` (numpy)."""
-    s2 = np.asarray(model.spectrum) ** 2
+    s2 = np.asarray(problem.spectrum) ** 2
     return s2[0] * e[..., 0] / SQRT3, s2[1] * e[..., 1] / math.sqrt(2.0)
 
 
-def trajectory(model, lr):
+def trajectory(problem, lr):
     """``e~(0..T)`` of the frequency recursion and its rounding bound ``D(t)``."""
-    e = np.asarray(freq_recursion(model.e0_freq, model.spectrum, lr))
-    return e, rounding(model, lr, e)
+    e = np.asarray(freq_recursion(problem.e0_freq, problem.spectrum, lr))
+    return e, rounding(problem, lr, e)
 
 
 @settings(max_examples=30, deadline=None)
@@ -72,16 +72,16 @@ def test_drift_within_lr_bound_of_the_flow(problem):
     The flow's closed form and ``drift_1`` are the same expression in exact
     arithmetic for ``q <= 1/3``: a few roundings, ``8 U |drift|``.
     """
-    model, lr, ph = problem
-    e, dist = trajectory(model, lr)
-    assume(far_from_ties(model, lr, ph, dist))
+    problem, lr, ph = problem
+    e, dist = trajectory(problem, lr)
+    assume(far_from_ties(problem, lr, ph, dist))
     t2 = int(ph.t2)
-    drift1 = float(first_order(model))
-    flow = flow_d3(model)
+    drift1 = float(first_order(problem))
+    flow = flow_d3(problem)
     assert bool(flow.applicable) and not bool(flow.saturated)
     assert abs(float(flow.drift) - drift1) <= 8 * U * (abs(drift1) + 1)
-    err = np.abs(e[t2:, 2] - float(model.e0_freq[2]) - drift1)
-    assert np.all(err <= pb.DRIFT_LR_BOUND * lr + dist[t2:] + closed_tol(model, lr, np.arange(t2, T + 1)))
+    err = np.abs(e[t2:, 2] - float(problem.e0_freq[2]) - drift1)
+    assert np.all(err <= pb.DRIFT_LR_BOUND * lr + dist[t2:] + closed_tol(problem, lr, np.arange(t2, T + 1)))
 
 
 @settings(max_examples=30, deadline=None)
@@ -90,21 +90,21 @@ def test_settle_bound_is_past_settling(problem):
     """``settle_bound >= t_settled`` (module docstring of ``phase_bounds``), and for
     ``settle_bound <= t <= T`` the iteration is within ``signgd_settled``'s bound
     (tolerance ``D(t) + D(t2)``, as in ``test_signgd_settled``)."""
-    model, lr, ph = problem
-    settled = settled_at(model, lr)
-    bound = int(settle(model, lr))
+    problem, lr, ph = problem
+    settled = settled_at(problem, lr)
+    bound = int(settle(problem, lr))
     assert int(settled.t_settled) <= bound
     assume(bound < T)
-    e, dist = trajectory(model, lr)
-    assume(far_from_ties(model, lr, ph, dist))
+    e, dist = trajectory(problem, lr)
+    assume(far_from_ties(problem, lr, ph, dist))
     gap = np.abs(e[bound:] - np.asarray(settled.e_freq))
     assert np.all(gap <= np.asarray(settled.bound) + (dist[bound:] + dist[int(ph.t2)])[:, None])
 
 
-def observed_t2(model, e):
+def observed_t2(problem, e):
     """The iteration's ``t2``: the first step after ``t1`` (first ``|A| < |B|``) at which
     ``e~_0`` has the sign opposite to ``e~_0(t1)``; -1 if none."""
-    a, b = parts(model, e)
+    a, b = parts(problem, e)
     below = np.abs(a) < np.abs(b)
     if not below.any():
         return -1
@@ -119,20 +119,20 @@ def test_regime_names_the_closed_form_that_holds(problem):
     """At every ``0 <= t <= T``: ``EXACT`` exactly up to the iteration's own ``t2``,
     where ``e~(t)`` is the closed form's to ``D(t) + closed_tol``; then ``PHASE3``
     and ``SETTLED``, within their bounds plus ``D(t) + D(t2)``."""
-    model, lr, ph = problem
-    e, dist = trajectory(model, lr)
-    assume(far_from_ties(model, lr, ph, dist))
+    problem, lr, ph = problem
+    e, dist = trajectory(problem, lr)
+    assume(far_from_ties(problem, lr, ph, dist))
     t = np.arange(T + 1)
-    pred = regime_all(model, lr, jnp.asarray(t))
+    pred = regime_all(problem, lr, jnp.asarray(t))
     regime = np.asarray(pred.regime)
-    t2 = observed_t2(model, e)
+    t2 = observed_t2(problem, e)
     assert t2 == int(ph.t2)
     np.testing.assert_array_equal(regime == pb.Regime.EXACT, t <= t2)
     assert set(np.unique(regime[t > t2])) <= {pb.Regime.PHASE3, pb.Regime.SETTLED}
     assert np.all(np.diff(regime) >= 0)  # EXACT, then PHASE3, then SETTLED
     exact = regime == pb.Regime.EXACT
     gap = np.abs(e - np.asarray(pred.e_freq))
-    assert np.all(gap[exact] <= (dist + closed_tol(model, lr, t))[exact][:, None])
+    assert np.all(gap[exact] <= (dist + closed_tol(problem, lr, t))[exact][:, None])
     later = ~exact
     slack = (dist + dist[t2])[later][:, None]
     bound = np.asarray(pred.bound)[later]
@@ -150,7 +150,7 @@ def saturating_problems(draw):
     lr = draw(st.floats(0.005, 0.2))
     e0 = [draw(signed(0.05, 3.0)), draw(signed(0.05, 3.0)), draw(st.floats(-3.0, 3.0))]
     w_star = [draw(st.floats(-5.0, 5.0)) for _ in range(3)]
-    return make_model((s0, s0 * math.sqrt(q), 0.0), w_star, np.add(w_star, e0)), lr, q
+    return make_problem((s0, s0 * math.sqrt(q), 0.0), w_star, np.add(w_star, e0)), lr, q
 
 
 @settings(max_examples=40, deadline=None)
@@ -184,17 +184,17 @@ def test_saturated_drift_beyond_q_one_third(problem):
     covers both sides of the identity; the flow's closed form adds
     ``8 U (|e~(0)|_1 + 1)``.
     """
-    model, lr, q = problem
-    assert int(regime_at(model, lr, 0).regime) == pb.Regime.FLOW
-    e, _ = trajectory(model, lr)
+    problem, lr, q = problem
+    assert int(regime_at(problem, lr, 0).regime) == pb.Regime.FLOW
+    e, _ = trajectory(problem, lr)
     s0, s1 = np.sign(e[0, 0]), np.sign(e[0, 1])
     changed = (np.sign(e[:, 0]) != s0) | (np.sign(e[:, 1]) != s1)
     assert changed.any()
     t_end = int(np.argmax(changed))
-    a, b = (np.abs(v) for v in parts(model, e[:t_end]))
+    a, b = (np.abs(v) for v in parts(problem, e[:t_end]))
     assume(not np.any(a == b))
     met = bool(np.any(a >= b))
-    flow = flow_d3(model)
+    flow = flow_d3(problem)
     assume(met == bool(flow.saturated))
     size = float(np.abs(e[: t_end + 1]).max()) + 2 * lr
     tol = 8 * U * (np.arange(t_end + 1) + 2) * size
@@ -218,14 +218,14 @@ def gd_problems(draw):
     w_star = [draw(st.floats(-5.0, 5.0)) for _ in range(d)]
     e0 = [draw(signed(0.01, 3.0)) for _ in range(d)]
     t = draw(st.floats(1.0, 1e5))
-    return make_model(spectrum, w_star, np.add(w_star, e0)), lr, t
+    return make_problem(spectrum, w_star, np.add(w_star, e0)), lr, t
 
 
-def risk_np(model, lr, t):
+def risk_np(problem, lr, t):
     """``R_s(t) = 1/2 sum_k sigma_k^2 (1 - lr sigma_k^2)^(2t) e~_k(0)^2`` in numpy, from
     ``e~`` directly (an implementation independent of ``gd_error``/``standard_risk``)."""
-    s2 = np.asarray(model.spectrum) ** 2
-    e = np.abs(1.0 - lr * s2) ** t * np.asarray(model.e0_freq)
+    s2 = np.asarray(problem.spectrum) ** 2
+    e = np.abs(1.0 - lr * s2) ** t * np.asarray(problem.e0_freq)
     return 0.5 * np.sum(s2 * e * e), e
 
 
@@ -245,19 +245,19 @@ def test_gd_time_at_risk_hits_the_target(problem):
     ``standard_risk`` forms ``e~ = (w~* + e~) - w~*``, an absolute error
     ``2 U (|w~*_k| + |e~_k|)`` per component. A factor 2 of slack.
     """
-    model, lr, t = problem
-    target, e_t = risk_np(model, lr, t)
-    r0, _ = risk_np(model, lr, 0.0)
+    problem, lr, t = problem
+    target, e_t = risk_np(problem, lr, t)
+    r0, _ = risk_np(problem, lr, 0.0)
     assume(1e-250 < target < r0 * (1 - 1e-9))
-    t_found = float(time_at_risk(model, lr, target))
-    found, e_f = risk_np(model, lr, t_found)
-    s2 = np.asarray(model.spectrum) ** 2
+    t_found = float(time_at_risk(problem, lr, target))
+    found, e_f = risk_np(problem, lr, t_found)
+    s2 = np.asarray(problem.spectrum) ** 2
     big_l = float(np.max(np.abs(np.log(np.abs(1.0 - lr * s2[s2 > 0])))))
     u = math.log1p(max(t, t_found))
     rel = 2 * big_l * (1 + max(t, t_found)) * (4 * U * u + U) + 2 * 2 * U * (2 + 2 * max(t, t_found) * big_l + t)
-    w = np.abs(np.asarray(model.w_star_freq))
+    w = np.abs(np.asarray(problem.w_star_freq))
     cancel = sum(np.sum(s2 * 2 * np.abs(x) * 2 * U * (w + np.abs(x))) for x in (e_t, e_f))
     assert abs(found - target) <= 2 * (rel * target + cancel)
-    assert float(time_at_risk(model, lr, r0 * 1.5)) == 0.0
-    t_zero = time_at_risk(model, lr, 0.0)
-    assert float(risk_at(model, lr, t_zero)) == 0.0 < float(risk_at(model, lr, 0.5 * t_zero))
+    assert float(time_at_risk(problem, lr, r0 * 1.5)) == 0.0
+    t_zero = time_at_risk(problem, lr, 0.0)
+    assert float(risk_at(problem, lr, t_zero)) == 0.0 < float(risk_at(problem, lr, 0.5 * t_zero))

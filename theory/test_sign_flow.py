@@ -49,7 +49,7 @@ from theory.sign_flow import (
     sign_flow_error,
     sign_flow_final_d3,
 )
-from theory.signal import make_model, paper_model
+from theory.signal import make_problem, paper_problem
 from theory.signgd_events import signgd_events
 from theory.spectra import draw_w_star_freq, powerlaw_spectrum
 
@@ -241,8 +241,8 @@ def test_flow_is_filippov_consistent(config):
 def test_flow_error_function_and_refusals():
     """``sign_flow_error`` interpolates the breakpoints, is constant after
     convergence; a non-finite input and a too small ``max_events`` are refused."""
-    model = paper_model()
-    quad = population_quadratic(model)
+    problem = paper_problem()
+    quad = population_quadratic(problem)
     flow = sign_flow(quad)
     # Padding changes nothing but rounding: the padded solve has the same breakpoints.
     padded = run_flow(quad.hessian_freq, quad.e0_freq)
@@ -307,8 +307,8 @@ def test_d3_end_point(s0, q, e0_0, e0_1, e0_2):
         assert abs(final[2] - (e0_2 + drift)) <= tol, (final[2], e0_2 + drift, tol)
     elif q <= 1.0 / 3.0:
         assert abs(final[2] - (e0_2 + sign0 * SQRT2 * abs(e0_0))) <= tol
-    model = make_model((s0, s1, 0.0), -e0, np.zeros(3))
-    closed = sign_flow_final_d3(model)
+    problem = make_problem((s0, s1, 0.0), -e0, np.zeros(3))
+    closed = sign_flow_final_d3(problem)
     assert bool(closed.applicable)
     assert abs(float(closed.e_freq_final[2]) - final[2]) <= tol
 
@@ -319,24 +319,24 @@ def test_d3_reference_numbers_and_refusal():
     ``(0.1, 0.07, 0)`` saturate at -5.759276 (quoted to 7 digits: tolerance
     5e-7, 5e-4 for the 4-digit times). A spectrum not of the form
     ``(sigma_0 > 0, sigma_1 > 0, 0)`` is refused with NaN."""
-    model = paper_model()
-    flow = sign_flow(population_quadratic(model))
+    problem = paper_problem()
+    flow = sign_flow(population_quadratic(problem))
     n = int(flow.n_segments)
     assert n == 3
     np.testing.assert_allclose(flow.tau[1:4], [1.111, 6.420, 8.190], atol=5e-4)
     assert abs(float(flow.e_freq[n, 2]) + 4.314457) <= 5e-7
-    assert abs(float(sign_flow_final_d3(model).e_freq_final[2]) + 4.314457) <= 5e-7
+    assert abs(float(sign_flow_final_d3(problem).e_freq_final[2]) + 4.314457) <= 5e-7
     assert bool(flow.sliding[2, 1]) and not bool(flow.sliding[:2].any())
     for s1 in (0.08, 0.07):
-        m = make_model((0.1, s1, 0.0), model.w_star_freq, model.w0_freq)
+        m = make_problem((0.1, s1, 0.0), problem.w_star_freq, problem.w0_freq)
         f = sign_flow(population_quadratic(m))
         assert abs(float(f.e_freq[-1, 2]) + 5.759276) <= 5e-7
         c = sign_flow_final_d3(m)
         assert bool(c.saturated) and abs(float(c.e_freq_final[2]) + 5.759276) <= 5e-7
-    bad = sign_flow_final_d3(make_model((0.1, 0.05, 0.02), model.w_star_freq, model.w0_freq))
+    bad = sign_flow_final_d3(make_problem((0.1, 0.05, 0.02), problem.w_star_freq, problem.w0_freq))
     assert not bool(bad.applicable) and np.isnan(np.asarray(bad.e_freq_final)).all()
     with pytest.raises(ValueError):
-        sign_flow_final_d3(make_model((0.1, 0.05, 0.0, 0.0), np.zeros(4), np.zeros(4)))
+        sign_flow_final_d3(make_problem((0.1, 0.05, 0.0, 0.0), np.zeros(4), np.zeros(4)))
 
 
 # --- 4. discrete population signGD minus the flow is O(lr) --------------------------------------
@@ -345,17 +345,17 @@ EVENTS_CAP = 1 << 15
 discrete = jax.jit(partial(signgd_events, max_events=EVENTS_CAP, stop_on_oscillation=False))
 
 
-def discrete_minus_flow(model, lrs, components):
+def discrete_minus_flow(problem, lrs, components):
     """``max_k |e~_k(discrete) - e~_k(flow)|`` over ``components`` at ``t = ceil(1.25 tau_c / lr)``.
 
     ``theory.signgd_events`` is the exact iteration (event-driven, one event a
     step while it chatters), run past the flow's convergence time ``tau_c``.
     """
-    flow = run_flow(np.diag(np.asarray(model.spectrum) ** 2), model.e0_freq)
+    flow = run_flow(np.diag(np.asarray(problem.spectrum) ** 2), problem.e0_freq)
     assert bool(flow.converged)
     out = []
     for lr in lrs:
-        res = discrete(model, lr, int(math.ceil(1.25 * float(flow.tau_converged) / lr)))
+        res = discrete(problem, lr, int(math.ceil(1.25 * float(flow.tau_converged) / lr)))
         assert not bool(res.truncated)
         diff = np.asarray(res.e_freq_final)[components] - np.asarray(flow.e_freq[-1])[components]
         out.append(float(np.abs(diff).max()))
@@ -375,7 +375,7 @@ def test_discrete_minus_flow_paper_setting():
     matched to the phase-3 wobble ``sqrt(2/3) lr`` plus the quote's last digit.
     The log-log slope over the four ``lr`` lies in [0.7, 1.4] (stated: ``O(lr)``
     with a sawtooth from rounding step counts; measured 1.08)."""
-    diffs = discrete_minus_flow(paper_model(), LRS, [2])
+    diffs = discrete_minus_flow(paper_problem(), LRS, [2])
     lrs = np.asarray(LRS)
     assert np.all(diffs <= K_D3 * lrs), diffs / lrs
     quoted = np.array([0.0152, 0.0062, 0.0021, 0.0003])
@@ -394,8 +394,8 @@ def test_discrete_minus_flow_d3(s0, q, e0_0, e0_1, e0_2):
     velocity), and ``K_D3 = 4.08`` leaves a margin. The slope is not checked per
     draw: the ``O(lr)`` term is a sawtooth in ``lr`` and may vanish at one ``lr``.
     """
-    model = make_model((s0, s0 * math.sqrt(q), 0.0), (-e0_0, -e0_1, -e0_2), np.zeros(3))
-    diffs = discrete_minus_flow(model, LRS, [2])
+    problem = make_problem((s0, s0 * math.sqrt(q), 0.0), (-e0_0, -e0_1, -e0_2), np.zeros(3))
+    diffs = discrete_minus_flow(problem, LRS, [2])
     assert np.all(diffs <= K_D3 * np.asarray(LRS)), diffs / np.asarray(LRS)
 
 
@@ -406,9 +406,9 @@ def test_discrete_minus_flow_powerlaw_d8():
     ``|diff| <= 27 lr`` (THEORY.md 8.1 states constants 2 to 27 at ``d = 8``,
     cutoff 4; measured here 6.5 to 18)."""
     sig = powerlaw_spectrum(8, 1.0, 4)
-    model = make_model(sig, draw_w_star_freq(jax.random.PRNGKey(0), sig), np.zeros(8))
+    problem = make_problem(sig, draw_w_star_freq(jax.random.PRNGKey(0), sig), np.zeros(8))
     lrs = np.asarray(LRS + (1e-4,))
-    diffs = discrete_minus_flow(model, lrs, np.arange(4, 8))
+    diffs = discrete_minus_flow(problem, lrs, np.arange(4, 8))
     assert np.all(diffs <= 27.0 * lrs), diffs / lrs
     assert 0.6 <= loglog_slope(lrs, diffs) <= 1.4, diffs / lrs
 
@@ -443,7 +443,7 @@ def test_leaving_when_another_joins():
     swaps = [k for k in range(1, n) if (sl[k - 1] & ~sl[k]).any() and (sl[k] & ~sl[k - 1]).any()]
     assert swaps
     assert filippov_violations(h, flow) == []
-    model = make_model(sig, -np.asarray(LEAVE_E0), np.zeros(7))
+    problem = make_problem(sig, -np.asarray(LEAVE_E0), np.zeros(7))
     lrs = np.array([3e-4, 1e-4])
-    diffs = discrete_minus_flow(model, lrs, sig == 0.0)
+    diffs = discrete_minus_flow(problem, lrs, sig == 0.0)
     assert np.all(diffs <= 27.0 * lrs), diffs / lrs

@@ -59,7 +59,7 @@ from sims.common.optimizers import make_optimizer
 from sims.linear.oracles import make_oracle
 from sims.linear.recording import every_step
 from theory import signgd
-from theory.signal import dct_basis, make_model
+from theory.signal import dct_basis, make_problem
 from theory.signgd import REASON_TEXT, NotApplicableError, Reason
 
 U = 2.0**-53
@@ -68,7 +68,7 @@ BETA = (6 * math.pi + 4) * U
 SQRT2, SQRT3, SQRT6, SQRT_2_3 = math.sqrt(2), math.sqrt(3), math.sqrt(6), math.sqrt(2 / 3)
 
 phases = jax.jit(signgd.signgd_phases)
-error_at = jax.jit(lambda model, lr, t: signgd.signgd_error(model, lr)(t))
+error_at = jax.jit(lambda problem, lr, t: signgd.signgd_error(problem, lr)(t))
 drift_first_order = jax.jit(signgd.signgd_drift_first_order)
 
 
@@ -99,17 +99,17 @@ def gradient(e, spectrum):
     return np.stack([np.asarray(a + b), np.asarray(a), np.asarray(a - b)], axis=-1)
 
 
-def rounding(model, lr, e_traj):
+def rounding(problem, lr, e_traj):
     """``D(t)`` for ``t = 0..len-1`` (module docstring)."""
-    m = float(np.max(np.linalg.norm(e_traj + np.asarray(model.w_star_freq), axis=-1)))
+    m = float(np.max(np.linalg.norm(e_traj + np.asarray(problem.w_star_freq), axis=-1)))
     rho = 2 * lr * 3 * BETA + 8 * U * m
     return (np.arange(len(e_traj)) + 2) * rho
 
 
-def agreeing_prefix(model, e_traj, dist):
+def agreeing_prefix(problem, e_traj, dist):
     """Number of leading steps whose signs are robust to an error ``dist(t)`` in ``e~``."""
-    s0sq = float(model.spectrum[0]) ** 2
-    g = np.abs(gradient(e_traj, model.spectrum)).min(axis=-1)
+    s0sq = float(problem.spectrum[0]) ** 2
+    g = np.abs(gradient(e_traj, problem.spectrum)).min(axis=-1)
     need = s0sq * (SQRT3 * dist + 12 * U * np.linalg.norm(e_traj, axis=-1))
     bad = np.nonzero(g <= need)[0]
     return int(bad[0]) if bad.size else len(e_traj)
@@ -129,17 +129,17 @@ def applicable_problems(draw):
     lr = draw(st.floats(0.005, 0.2))
     e0 = [draw(signed(0.05, 3.0)), draw(signed(0.05, 3.0)), draw(st.floats(-3.0, 3.0))]
     w_star = [draw(st.floats(-5.0, 5.0)) for _ in range(3)]
-    model = make_model((s0, s0 * math.sqrt(q), 0.0), w_star, np.add(w_star, e0))
-    ph = phases(model, lr)
+    problem = make_problem((s0, s0 * math.sqrt(q), 0.0), w_star, np.add(w_star, e0))
+    ph = phases(problem, lr)
     assume(bool(ph.applicable))  # q = 1/3 can round either way; NO_PHASE2 is tested below
-    return model, lr, ph
+    return problem, lr, ph
 
 
-def far_from_ties(model, lr, ph, dist):
+def far_from_ties(problem, lr, ph, dist):
     """The tie exclusions of the module docstring."""
-    e0 = np.asarray(model.e0_freq)
-    a0, b0 = (float(v) for v in signgd.signgd_gradient_parts(model.e0_freq, model.spectrum))
-    h = float(model.spectrum[0]) ** 2 * lr
+    e0 = np.asarray(problem.e0_freq)
+    a0, b0 = (float(v) for v in signgd.signgd_gradient_parts(problem.e0_freq, problem.spectrum))
+    h = float(problem.spectrum[0]) ** 2 * lr
     t1, t2 = int(ph.t1), int(ph.t2)
     r1 = (abs(a0) - abs(b0)) / h
     r2 = SQRT3 * abs(float(ph.e_freq_t1[0])) / lr
@@ -149,18 +149,18 @@ def far_from_ties(model, lr, ph, dist):
     return ok1 and ok2
 
 
-def closed_tol(model, lr, t):
-    return 8 * U * (float(np.sum(np.abs(np.asarray(model.e0_freq)))) + 2 * lr * np.asarray(t))
+def closed_tol(problem, lr, t):
+    return 8 * U * (float(np.sum(np.abs(np.asarray(problem.e0_freq)))) + 2 * lr * np.asarray(t))
 
 
 @settings(max_examples=40, deadline=None)
 @given(applicable_problems())
 def test_frequency_recursion_is_the_spatial_iteration(problem):
-    model, lr, ph = problem
-    spatial = np.asarray(spatial_iteration(model.w0_freq, model.w_star_freq, model.spectrum, lr))
-    freq = np.asarray(freq_recursion(model.e0_freq, model.spectrum, lr))
-    dist = 2 * rounding(model, lr, spatial)  # both within D(t) of the exact recursion
-    n = agreeing_prefix(model, freq, dist)
+    problem, lr, ph = problem
+    spatial = np.asarray(spatial_iteration(problem.w0_freq, problem.w_star_freq, problem.spectrum, lr))
+    freq = np.asarray(freq_recursion(problem.e0_freq, problem.spectrum, lr))
+    dist = 2 * rounding(problem, lr, spatial)  # both within D(t) of the exact recursion
+    n = agreeing_prefix(problem, freq, dist)
     assume(n > int(ph.t2))  # signs robust through phases 1 and 2 at least
     err = np.linalg.norm(spatial[:n] - freq[:n], axis=-1)
     assert np.all(err <= dist[:n])
@@ -219,13 +219,13 @@ ENGINE_STEPS = 1024
 @settings(max_examples=4, deadline=None)  # each engine run compiles (~1 s)
 @given(applicable_problems())
 def test_engine_signgd_is_the_frequency_recursion(problem):
-    model, lr, ph = problem
-    sim = make_simulation({"signgd": make_optimizer("signgd", lr)}, make_oracle("population", model.spectrum))
-    w = np.asarray(simulate(sim, model, seed_keys(1), every_step(ENGINE_STEPS), chunks=1).of("signgd")[0])
-    engine = w - np.asarray(model.w_star_freq)
-    freq = np.asarray(freq_recursion(model.e0_freq, model.spectrum, lr))[: ENGINE_STEPS + 1]
-    dist = 2 * rounding(model, lr, engine)
-    n = agreeing_prefix(model, freq, dist)
+    problem, lr, ph = problem
+    sim = make_simulation({"signgd": make_optimizer("signgd", lr)}, make_oracle("population", problem.spectrum))
+    w = np.asarray(simulate(sim, problem, seed_keys(1), every_step(ENGINE_STEPS), chunks=1).of("signgd")[0])
+    engine = w - np.asarray(problem.w_star_freq)
+    freq = np.asarray(freq_recursion(problem.e0_freq, problem.spectrum, lr))[: ENGINE_STEPS + 1]
+    dist = 2 * rounding(problem, lr, engine)
+    n = agreeing_prefix(problem, freq, dist)
     assume(n > min(int(ph.t2), ENGINE_STEPS))
     assert np.all(np.linalg.norm(engine[:n] - freq[:n], axis=-1) <= dist[:n])
 
@@ -233,10 +233,10 @@ def test_engine_signgd_is_the_frequency_recursion(problem):
 @settings(max_examples=60, deadline=None)
 @given(applicable_problems())
 def test_phases_and_error_match_the_iteration(problem):
-    model, lr, ph = problem
-    e = np.asarray(spatial_iteration(model.w0_freq, model.w_star_freq, model.spectrum, lr))
-    dist = rounding(model, lr, e)
-    assume(far_from_ties(model, lr, ph, dist))
+    problem, lr, ph = problem
+    e = np.asarray(spatial_iteration(problem.w0_freq, problem.w_star_freq, problem.spectrum, lr))
+    dist = rounding(problem, lr, e)
+    assume(far_from_ties(problem, lr, ph, dist))
     t1, t2 = int(ph.t1), int(ph.t2)
     assert 0 <= t1 < t2 < T // 2
     event("starts in phase 2" if t1 == 0 else "starts in phase 1")
@@ -244,40 +244,40 @@ def test_phases_and_error_match_the_iteration(problem):
         event("last phase-1 step jumps over e~_0 = 0")
 
     # t1: first |A| < |B|; t2: first step after t1 with sign(e~_0) = -sign(e~_0(t1)).
-    a, b = (np.asarray(v) for v in signgd.signgd_gradient_parts(jnp.asarray(e), model.spectrum))
+    a, b = (np.asarray(v) for v in signgd.signgd_gradient_parts(jnp.asarray(e), problem.spectrum))
     assert int(np.argmax(np.abs(a) < np.abs(b))) == t1
     flipped = e[t1:, 0] * e[t1, 0] < 0
     assert t1 + int(np.argmax(flipped)) == t2
 
     for t, e_closed in ((t1, ph.e_freq_t1), (t2, ph.e_freq_t2)):
-        assert np.linalg.norm(np.asarray(e_closed) - e[t]) <= dist[t] + closed_tol(model, lr, t)
+        assert np.linalg.norm(np.asarray(e_closed) - e[t]) <= dist[t] + closed_tol(problem, lr, t)
     drift = e[t2, 2] - e[0, 2]
-    assert abs(float(ph.irrelevant_drift) - drift) <= dist[t2] + dist[0] + closed_tol(model, lr, t2)
+    assert abs(float(ph.irrelevant_drift) - drift) <= dist[t2] + dist[0] + closed_tol(problem, lr, t2)
 
     # signgd_error: the iteration on [0, t2], NaN after.
     ts = np.arange(T + 1)
-    closed = np.asarray(error_at(model, lr, jnp.asarray(ts)))
+    closed = np.asarray(error_at(problem, lr, jnp.asarray(ts)))
     err = np.linalg.norm(closed[: t2 + 1] - e[: t2 + 1], axis=-1)
-    assert np.all(err <= dist[: t2 + 1] + closed_tol(model, lr, ts[: t2 + 1]))
+    assert np.all(err <= dist[: t2 + 1] + closed_tol(problem, lr, ts[: t2 + 1]))
     assert np.all(np.isnan(closed[t2 + 1 :]))
 
     # Size of the damage: |drift| = sqrt(2/3) lr ceil(sqrt3 |e~_0(t1)| / lr), so
     # |drift| - sqrt2 |e~_0(t1)| is in [0, sqrt(2/3) lr) (up to rounding).
-    slack = 2 * dist[t2] + closed_tol(model, lr, t2)
+    slack = 2 * dist[t2] + closed_tol(problem, lr, t2)
     excess = abs(drift) - SQRT2 * abs(e[t1, 0])
     assert -slack <= excess < SQRT_2_3 * lr + slack
     # First order in lr: within (sqrt(2/3) + sqrt6) lr (theory/signgd.py docstring).
-    first = float(drift_first_order(model))
+    first = float(drift_first_order(problem))
     assert abs(first - drift) <= (SQRT_2_3 + SQRT6) * lr + slack
 
 
 @settings(max_examples=60, deadline=None)
 @given(applicable_problems())
 def test_phase3_irrelevant_error_is_frozen(problem):
-    model, lr, ph = problem
-    e = np.asarray(spatial_iteration(model.w0_freq, model.w_star_freq, model.spectrum, lr))
-    dist = rounding(model, lr, e)
-    assume(far_from_ties(model, lr, ph, dist))
+    problem, lr, ph = problem
+    e = np.asarray(spatial_iteration(problem.w0_freq, problem.w_star_freq, problem.spectrum, lr))
+    dist = rounding(problem, lr, e)
+    assume(far_from_ties(problem, lr, ph, dist))
     t2 = int(ph.t2)
     after = e[t2:]
     slack = dist[t2:] + dist[t2]
@@ -296,7 +296,7 @@ def test_phase3_irrelevant_error_is_frozen(problem):
     # |A| > |B|, and e~_1 freezes with |B| < sigma_0^2 lr / 3, i.e.
     # |e~_1| < sqrt2 lr / (3 q), q = sigma_1^2 / sigma_0^2 (>= sqrt2 lr, the
     # oscillation of a converged e~_1).
-    q = float(model.spectrum[1] ** 2 / model.spectrum[0] ** 2)
+    q = float(problem.spectrum[1] ** 2 / problem.spectrum[0] ** 2)
     assert abs(e[-1, 1]) < SQRT2 * lr / (3 * q) + dist[-1]
 
 
@@ -305,21 +305,21 @@ def test_phase3_irrelevant_error_is_frozen(problem):
 NAN_FIELDS = ("e_freq_t1", "e_freq_t2", "irrelevant_drift")
 
 
-def assert_not_applicable(model, lr, reason):
-    ph = phases(model, lr)
+def assert_not_applicable(problem, lr, reason):
+    ph = phases(problem, lr)
     assert not bool(ph.applicable)
     assert Reason(int(ph.reason)) == reason
     assert int(ph.t1) == -1 and int(ph.t2) == -1
     for name in NAN_FIELDS:
         assert np.all(np.isnan(np.asarray(getattr(ph, name)))), name
-    assert np.all(np.isnan(np.asarray(error_at(model, lr, jnp.arange(0, 50, 7)))))
+    assert np.all(np.isnan(np.asarray(error_at(problem, lr, jnp.arange(0, 50, 7)))))
     with pytest.raises(NotApplicableError, match=re.escape(REASON_TEXT[reason])):
         signgd.require_applicable(ph)
 
 
 def base_model(draw, s0, s1, s2=0.0):
     e0 = [draw(signed(0.05, 3.0)), draw(signed(0.05, 3.0)), draw(st.floats(-3.0, 3.0))]
-    return make_model((s0, s1, s2), (0.0, 0.0, 0.0), e0)
+    return make_problem((s0, s1, s2), (0.0, 0.0, 0.0), e0)
 
 
 @settings(max_examples=20, deadline=None)
@@ -334,8 +334,8 @@ def test_ratio_above_one_third_is_not_applicable(data, s0, q, lr):
 def test_no_phase2_when_b_vanishes(data, s0, q, lr):
     # e~_1(0) = 0 gives B = 0: |A| < |B| never holds, phase 2 is never entered.
     e0 = [data.draw(signed(0.05, 3.0)), 0.0, data.draw(st.floats(-3.0, 3.0))]
-    model = make_model((s0, s0 * math.sqrt(q), 0.0), (0.0, 0.0, 0.0), e0)
-    assert_not_applicable(model, lr, Reason.NO_PHASE2)
+    problem = make_problem((s0, s0 * math.sqrt(q), 0.0), (0.0, 0.0, 0.0), e0)
+    assert_not_applicable(problem, lr, Reason.NO_PHASE2)
 
 
 @settings(max_examples=30, deadline=None)
@@ -348,20 +348,20 @@ def test_no_phase2_iff_phase1_jumps_over_the_band(data, s0, q, lr, b_over_h):
     h = s0**2 * lr
     e01 = data.draw(st.sampled_from((-1.0, 1.0))) * b_over_h * h * SQRT2 / s1**2
     e0 = [data.draw(signed(0.05, 3.0)), e01, data.draw(st.floats(-3.0, 3.0))]
-    model = make_model((s0, s1, 0.0), (0.0, 0.0, 0.0), e0)
-    e = np.asarray(spatial_iteration(model.w0_freq, model.w_star_freq, model.spectrum, lr))
-    a, b = (np.asarray(v) for v in signgd.signgd_gradient_parts(jnp.asarray(e), model.spectrum))
+    problem = make_problem((s0, s1, 0.0), (0.0, 0.0, 0.0), e0)
+    e = np.asarray(spatial_iteration(problem.w0_freq, problem.w_star_freq, problem.spectrum, lr))
+    a, b = (np.asarray(v) for v in signgd.signgd_gradient_parts(jnp.asarray(e), problem.spectrum))
     first_flip = int(np.argmax(e[:, 0] * e[0, 0] <= 0))
     gap = np.abs(b[: first_flip + 1]) - np.abs(a[: first_flip + 1])
-    dist = rounding(model, lr, e)[: first_flip + 1]
+    dist = rounding(problem, lr, e)[: first_flip + 1]
     assume(np.all(np.abs(gap) > 2 * s0**2 * dist + 16 * U * np.abs(a[: first_flip + 1])))  # no near-ties
     entered = bool(np.any(gap > 0))
-    ph = phases(model, lr)
+    ph = phases(problem, lr)
     event(f"phase 2 entered: {entered}")
     if entered:
         assert bool(ph.applicable)
     else:
-        assert_not_applicable(model, lr, Reason.NO_PHASE2)
+        assert_not_applicable(problem, lr, Reason.NO_PHASE2)
 
 
 BAD_LRS = (0.0, -0.01, -1.0, math.inf, -math.inf, math.nan)
@@ -369,8 +369,8 @@ BAD_LRS = (0.0, -0.01, -1.0, math.inf, -math.inf, math.nan)
 
 @pytest.mark.parametrize("lr", BAD_LRS)
 def test_bad_lr_is_not_applicable(lr):
-    model = make_model((0.1, 0.05, 0.0), (5.0, 10.0, 0.0), (0.01, -0.01, 0.02))
-    assert_not_applicable(model, lr, Reason.BAD_LR)
+    problem = make_problem((0.1, 0.05, 0.0), (5.0, 10.0, 0.0), (0.01, -0.01, 0.02))
+    assert_not_applicable(problem, lr, Reason.BAD_LR)
 
 
 @settings(max_examples=30, deadline=None)
@@ -386,8 +386,8 @@ def test_bad_spectrum_is_not_applicable(data, kind, lr):
 
 
 def test_require_applicable_passes_through_and_needs_d3():
-    model = make_model((0.1, 0.05, 0.0), (5.0, 10.0, 0.0), (0.01, -0.01, 0.02))
-    ph = phases(model, 0.01)
+    problem = make_problem((0.1, 0.05, 0.0), (5.0, 10.0, 0.0), (0.01, -0.01, 0.02))
+    ph = phases(problem, 0.01)
     assert signgd.require_applicable(ph) is ph
     with pytest.raises(ValueError):
-        signgd.signgd_phases(make_model((0.1, 0.05, 0.0, 0.0), (0,) * 4, (1,) * 4), 0.01)
+        signgd.signgd_phases(make_problem((0.1, 0.05, 0.0, 0.0), (0,) * 4, (1,) * 4), 0.01)

@@ -71,7 +71,7 @@ from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
 from theory import signgd
-from theory.signal import dct_basis, make_model
+from theory.signal import dct_basis, make_problem
 from theory.signgd_events import signgd_event_trajectory, signgd_events
 from theory.spectra import powerlaw_spectrum
 
@@ -86,35 +86,35 @@ trajectory = jax.jit(partial(signgd_event_trajectory, max_events=MAX_EVENTS, osc
 trajectory_on = jax.jit(
     partial(signgd_event_trajectory, max_events=MAX_EVENTS, osc_window=K, stop_on_oscillation=False)
 )
-events = jax.jit(lambda model, lr, steps: signgd_events(model, lr, steps, max_events=MAX_EVENTS, osc_window=K))
+events = jax.jit(lambda problem, lr, steps: signgd_events(problem, lr, steps, max_events=MAX_EVENTS, osc_window=K))
 phases = jax.jit(signgd.signgd_phases)
 
 
 @partial(jax.jit, static_argnames="steps")
-def iteration(model, lr, steps=T):
+def iteration(problem, lr, steps=T):
     """``w(0..steps)`` and ``g(0..steps)`` of ``w <- w - lr sign(C^T diag(s2)(C w - w~*))``."""
-    c = dct_basis(model.dim)
-    s2 = jnp.square(model.spectrum)
-    grad = lambda w: c.T @ (s2 * (c @ w - model.w_star_freq))
+    c = dct_basis(problem.dim)
+    s2 = jnp.square(problem.spectrum)
+    grad = lambda w: c.T @ (s2 * (c @ w - problem.w_star_freq))
 
     def step(w, _):
         w = w - lr * jnp.sign(grad(w))
         return w, w
 
-    w0 = c.T @ model.w0_freq
+    w0 = c.T @ problem.w0_freq
     w = jnp.concatenate([w0[None], jax.lax.scan(step, w0, None, length=steps)[1]])
     return w, jax.vmap(grad)(w)
 
 
-def bounds(model, lr, w, n):
+def bounds(problem, lr, w, n):
     """``D(t)``, the ``e~`` tolerance and the near-tie margin for ``t = 0..n``."""
-    d = model.dim
+    d = problem.dim
     w = w[: n + 1]
     t = np.arange(n + 1)
     wmax = float(np.abs(w).max())
     w2 = float(np.linalg.norm(w, axis=-1).max())
-    ws = np.asarray(model.w_star_freq)
-    smax = float(np.max(np.asarray(model.spectrum) ** 2))
+    ws = np.asarray(problem.w_star_freq)
+    smax = float(np.max(np.asarray(problem.spectrum) ** 2))
     dist = 1.01 * (2 * t + 1) * U * (wmax + lr)
     e_tol = 1.01 * math.sqrt(d) * dist + 2 * 1.01 * (d + 1) * U * (w2 + np.abs(ws).max())
     margin = 1.01 * smax * math.sqrt(d) * dist + 4 * (d + 2) * (math.sqrt(d) + 1) * U * smax * (
@@ -141,21 +141,21 @@ def problems(draw):
     w_star = [draw(st.floats(-5.0, 5.0)) for _ in range(d)]
     e0 = [draw(signed(0.01, 3.0)) for _ in range(d)]
     lr = draw(st.floats(0.005, 0.2))
-    return make_model(sig, w_star, np.add(w_star, e0)), lr
+    return make_problem(sig, w_star, np.add(w_star, e0)), lr
 
 
-def compare(model, lr):
+def compare(problem, lr):
     """Checks the solver against the iteration; returns the number of steps compared."""
-    w_it, g_it = (np.asarray(a) for a in iteration(model, lr))
-    c = np.asarray(dct_basis(model.dim))
-    e_it = w_it @ c.T - np.asarray(model.w_star_freq)
-    res = events(model, lr, T)
-    e_ev = np.asarray(trajectory(model, lr, jnp.arange(T + 1)))
+    w_it, g_it = (np.asarray(a) for a in iteration(problem, lr))
+    c = np.asarray(dct_basis(problem.dim))
+    e_it = w_it @ c.T - np.asarray(problem.w_star_freq)
+    res = events(problem, lr, T)
+    e_ev = np.asarray(trajectory(problem, lr, jnp.arange(T + 1)))
     t_final = int(res.t_final)
-    _, _, margin = bounds(model, lr, w_it, t_final)
+    _, _, margin = bounds(problem, lr, w_it, t_final)
     n = first_near_tie(g_it, margin)  # steps 0..n-1 are sign-robust
     last = min(t_final, n)  # e~(t) for t <= n depends on signs at steps < n only
-    _, e_tol, _ = bounds(model, lr, w_it, last)
+    _, e_tol, _ = bounds(problem, lr, w_it, last)
     err = np.abs(e_it[: last + 1] - e_ev[: last + 1]).max(axis=-1)
     assert np.all(err <= e_tol), (np.max(err / e_tol), int(np.argmax(err > e_tol)))
     assert np.all(np.isnan(e_ev[t_final + 1 :]))
@@ -181,10 +181,10 @@ def compare(model, lr):
     assert not bool(res.truncated)
 
     # Without the oscillation stop: one event per step through the regime, to T.
-    e_on = np.asarray(trajectory_on(model, lr, jnp.arange(T + 1)))
-    _, _, margin = bounds(model, lr, w_it, T)
+    e_on = np.asarray(trajectory_on(problem, lr, jnp.arange(T + 1)))
+    _, _, margin = bounds(problem, lr, w_it, T)
     n_on = min(first_near_tie(g_it, margin), T)
-    _, e_tol, _ = bounds(model, lr, w_it, n_on)
+    _, e_tol, _ = bounds(problem, lr, w_it, n_on)
     err = np.abs(e_it[: n_on + 1] - e_on[: n_on + 1]).max(axis=-1)
     assert np.all(err <= e_tol), (np.max(err / e_tol), int(np.argmax(err > e_tol)))
     return last, n_on
@@ -193,8 +193,8 @@ def compare(model, lr):
 @settings(max_examples=60, deadline=None)
 @given(problems())
 def test_events_equal_iteration(problem):
-    model, lr = problem
-    last, n_on = compare(model, lr)
+    problem, lr = problem
+    last, n_on = compare(problem, lr)
     bucket = lambda n: "0" if n == 0 else "<64" if n < 64 else f"<{T}" if n < T else f"all {T}"
     event(f"compared steps, stopping at the oscillation: {bucket(last)}")
     event(f"compared steps, stepping through it: {bucket(n_on)}")
@@ -209,7 +209,7 @@ def powerlaw_problems(draw):
     w_star = [draw(st.floats(-5.0, 5.0)) if k < cutoff else 0.0 for k in range(d)]
     e0 = [draw(signed(0.01, 3.0)) for _ in range(d)]
     lr = draw(st.floats(0.005, 0.2))
-    return make_model(sig, w_star, np.add(w_star, e0)), lr
+    return make_problem(sig, w_star, np.add(w_star, e0)), lr
 
 
 # Each new d compiles the iteration and three solver variants (about 2.5 s in all), so
@@ -217,23 +217,23 @@ def powerlaw_problems(draw):
 @settings(max_examples=4, deadline=None)
 @given(powerlaw_problems())
 def test_events_equal_iteration_powerlaw(problem):
-    model, lr = problem
-    last, n_on = compare(model, lr)
+    problem, lr = problem
+    last, n_on = compare(problem, lr)
     bucket = lambda n: "0" if n == 0 else "<64" if n < 64 else f"<{T}" if n < T else f"all {T}"
-    event(f"d = {model.dim}, compared steps, stopping at the oscillation: {bucket(last)}")
-    event(f"d = {model.dim}, compared steps, stepping through it: {bucket(n_on)}")
+    event(f"d = {problem.dim}, compared steps, stopping at the oscillation: {bucket(last)}")
+    event(f"d = {problem.dim}, compared steps, stepping through it: {bucket(n_on)}")
 
 
 def test_paper_setting():
-    from theory.signal import paper_model
+    from theory.signal import paper_problem
 
-    model = paper_model()
-    ph = phases(model, 0.01)
-    res = signgd_events(model, 0.01, 5000)
+    problem = paper_problem()
+    ph = phases(problem, 0.01)
+    res = signgd_events(problem, 0.01, 5000)
     assert (int(ph.t1), int(ph.t2)) == (112, 641)
     np.testing.assert_array_equal(np.asarray(res.t_events)[:2], [112, 641])
     assert bool(res.oscillating) and int(res.t_oscillating) == 641 and not bool(res.truncated)
-    e_t2 = signgd_event_trajectory(model, 0.01, jnp.array([641]))[0]
+    e_t2 = signgd_event_trajectory(problem, 0.01, jnp.array([641]))[0]
     np.testing.assert_allclose(e_t2, ph.e_freq_t2, rtol=0, atol=1e-12)
 
 
@@ -248,15 +248,15 @@ def test_paper_setting():
     st.lists(st.floats(-5.0, 5.0), min_size=3, max_size=3),
 )
 def test_first_events_are_the_phases(s0, q, lr, e0, e1, e2, w_star):
-    model = make_model((s0, s0 * math.sqrt(q), 0.0), w_star, np.add(w_star, [e0, e1, e2]))
-    ph = phases(model, lr)
+    problem = make_problem((s0, s0 * math.sqrt(q), 0.0), w_star, np.add(w_star, [e0, e1, e2]))
+    ph = phases(problem, lr)
     assume(bool(ph.applicable))
     t1, t2 = int(ph.t1), int(ph.t2)
     assume(t2 <= T)
-    res = events(model, lr, T)
-    w_it, _ = iteration(model, lr)
-    dist, _, _ = bounds(model, lr, np.asarray(w_it), t2)
-    a0, b0 = (float(v) for v in signgd.signgd_gradient_parts(model.e0_freq, model.spectrum))
+    res = events(problem, lr, T)
+    w_it, _ = iteration(problem, lr)
+    dist, _, _ = bounds(problem, lr, np.asarray(w_it), t2)
+    a0, b0 = (float(v) for v in signgd.signgd_gradient_parts(problem.e0_freq, problem.spectrum))
     r1 = (abs(a0) - abs(b0)) / (s0**2 * lr)
     r2 = math.sqrt(3) * abs(float(ph.e_freq_t1[0])) / lr
     frac = lambda r: abs(r - round(r))
@@ -268,8 +268,8 @@ def test_first_events_are_the_phases(s0, q, lr, e0, e1, e2, w_star):
 
 def test_zero_gradient_never_moves():
     """``g = 0`` exactly (``w = w~* = 0``): ``s = 0``, ``r = 0``, no event, no motion."""
-    model = make_model((1.0, 0.5, 0.0, 0.3, 0.0), np.zeros(5), np.zeros(5))
-    res = signgd_events(model, 0.1, 1000, max_events=16)
+    problem = make_problem((1.0, 0.5, 0.0, 0.3, 0.0), np.zeros(5), np.zeros(5))
+    res = signgd_events(problem, 0.1, 1000, max_events=16)
     assert int(res.n_events) == 0 and int(res.t_final) == 1000
     assert not bool(res.oscillating) and not bool(res.truncated) and int(res.t_oscillating) == -1
     np.testing.assert_array_equal(res.e_freq_final, np.zeros(5))

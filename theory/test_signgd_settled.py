@@ -21,11 +21,11 @@ from theory.test_signgd import T, applicable_problems, far_from_ties, rounding, 
 @settings(max_examples=60, deadline=None)
 @given(applicable_problems())
 def test_signgd_settles_within_the_bound(problem):
-    model, lr, ph = problem
-    e = np.asarray(spatial_iteration(model.w0_freq, model.w_star_freq, model.spectrum, lr))
-    dist = rounding(model, lr, e)
-    assume(far_from_ties(model, lr, ph, dist))
-    settled = signgd.signgd_settled(model, lr)
+    problem, lr, ph = problem
+    e = np.asarray(spatial_iteration(problem.w0_freq, problem.w_star_freq, problem.spectrum, lr))
+    dist = rounding(problem, lr, e)
+    assume(far_from_ties(problem, lr, ph, dist))
+    settled = signgd.signgd_settled(problem, lr)
     t_s = int(settled.t_settled)
     assert int(ph.t2) <= t_s < T - 1000  # the run checks >= 1000 settled steps
     gap = np.abs(e[t_s:] - np.asarray(settled.e_freq))
@@ -34,8 +34,8 @@ def test_signgd_settles_within_the_bound(problem):
 
 
 def test_not_applicable_gives_nan():
-    from theory.signal import make_model
+    from theory.signal import make_problem
 
-    model = make_model((0.1, 0.09, 0.0), (5.0, 10.0, 0.0), (0.0, 0.0, 0.0))  # q = 0.81 > 1/3
-    settled = signgd.signgd_settled(model, 0.01)
+    problem = make_problem((0.1, 0.09, 0.0), (5.0, 10.0, 0.0), (0.0, 0.0, 0.0))  # q = 0.81 > 1/3
+    settled = signgd.signgd_settled(problem, 0.01)
     assert int(settled.t_settled) == -1 and np.all(np.isnan(np.asarray(settled.e_freq)))

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from sims.linear.attacks import monte_carlo_risk
 from theory import risks
-from theory.signal import make_model
+from theory.signal import make_problem
 
 U = 2.0**-53
 N_SAMPLES = 2**15
@@ -60,22 +60,22 @@ def problems(draw, need_irrelevant=False, dims=DIMS):
         sigma[(k_rel + draw(st.integers(1, d - 1))) % d] = 0.0
     w_star = draw(st.lists(coord(), min_size=d, max_size=d))
     w = draw(st.lists(coord(), min_size=d, max_size=d))
-    return make_model(sigma, w_star, w), jnp.asarray(w), draw(st.integers(0, 2**32 - 1))
+    return make_problem(sigma, w_star, w), jnp.asarray(w), draw(st.integers(0, 2**32 - 1))
 
 
-def rounding_rho(model, w_freq, eps=0.0) -> float:
-    d = model.dim
-    scale = float(np.linalg.norm(w_freq) + np.linalg.norm(model.w_star_freq))
-    return 2 * (tau(d) + d * U) * scale * (10 * float(np.linalg.norm(model.spectrum)) + eps)
+def rounding_rho(problem, w_freq, radius=0.0) -> float:
+    d = problem.dim
+    scale = float(np.linalg.norm(w_freq) + np.linalg.norm(problem.w_star_freq))
+    return 2 * (tau(d) + d * U) * scale * (10 * float(np.linalg.norm(problem.spectrum)) + radius)
 
 
 @settings(max_examples=25, deadline=None)
 @given(problems())
 def test_closed_form_matches_monte_carlo(problem):
-    model, w, seed = problem
-    est = mc_risk(jax.random.key(seed), w, model, 0.0, n_samples=N_SAMPLES, attack="none")
-    r_s = float(standard_risk(w, model))
-    rho = rounding_rho(model, w)
+    problem, w, seed = problem
+    est = mc_risk(jax.random.key(seed), w, problem, 0.0, n_samples=N_SAMPLES, attack="none")
+    r_s = float(standard_risk(w, problem))
+    rho = rounding_rho(problem, w)
     tol = Z * float(est.stderr) + 2 * math.sqrt(2 * r_s) * rho + rho**2
     assert abs(float(est.mean) - r_s) <= tol
 
@@ -83,27 +83,27 @@ def test_closed_form_matches_monte_carlo(problem):
 @settings(max_examples=25, deadline=None)
 @given(problems(need_irrelevant=True), st.floats(-10, 10, allow_subnormal=False))
 def test_irrelevant_coordinates_do_not_enter(problem, shift):
-    model, w, seed = problem
-    irrelevant = model.spectrum == 0
+    problem, w, seed = problem
+    irrelevant = problem.spectrum == 0
     w2 = jnp.where(irrelevant, w + shift, w)
     # Closed form: sigma_k e~_k = 0 exactly for sigma_k = 0, so R_s is bit-identical.
-    assert float(standard_risk(w2, model)) == float(standard_risk(w, model))
+    assert float(standard_risk(w2, problem)) == float(standard_risk(w, problem))
     # Monte Carlo on the same samples (common random numbers): x~_k = 0 exactly on
     # irrelevant k, so the residuals differ by rounding only (rho for each of w, w2).
-    est = mc_risk(jax.random.key(seed), jnp.stack([w, w2]), model, 0.0, n_samples=N_SAMPLES, attack="none")
-    rho = rounding_rho(model, w) + rounding_rho(model, w2)
+    est = mc_risk(jax.random.key(seed), jnp.stack([w, w2]), problem, 0.0, n_samples=N_SAMPLES, attack="none")
+    rho = rounding_rho(problem, w) + rounding_rho(problem, w2)
     r_s = float(jnp.max(est.mean))
     assert abs(float(est.mean[1] - est.mean[0])) <= 2 * math.sqrt(2 * r_s) * rho + rho**2
 
 
 def test_batched_over_leading_axes():
     # Batched weights equal one-at-a-time calls on the same key (same samples).
-    model = make_model((0.1, 0.05, 0.0), (5.0, 10.0, 0.0), (0.01, -0.01, 0.02))
+    problem = make_problem((0.1, 0.05, 0.0), (5.0, 10.0, 0.0), (0.01, -0.01, 0.02))
     ws = jax.random.normal(jax.random.key(1), (2, 2, 3))
     key = jax.random.key(2)
-    batch = mc_risk(key, ws, model, 0.0, n_samples=N_SAMPLES, attack="none")
+    batch = mc_risk(key, ws, problem, 0.0, n_samples=N_SAMPLES, attack="none")
     assert batch.mean.shape == (2, 2)
-    one = mc_risk(key, ws[1, 0], model, 0.0, n_samples=N_SAMPLES, attack="none")
+    one = mc_risk(key, ws[1, 0], problem, 0.0, n_samples=N_SAMPLES, attack="none")
     # The same arithmetic on the same samples; vmap may reorder the reductions,
     # so allow the summation rounding of an n-term mean (n U relative).
     np.testing.assert_allclose(float(batch.mean[1, 0]), float(one.mean), rtol=N_SAMPLES * U)

@@ -18,7 +18,7 @@ Array = jax.Array
 NORMS = ("l2", "linf")
 
 
-def project_ball(delta: Array, eps, norm: str) -> Array:
+def project_ball(delta: Array, radius, norm: str) -> Array:
     """Euclidean projection of one vector onto ``{||delta|| <= eps}``.
 
     l2 rescales a vector outside the ball onto its surface; l_inf clips each
@@ -26,11 +26,11 @@ def project_ball(delta: Array, eps, norm: str) -> Array:
     """
     if norm == "l2":
         n = jnp.linalg.norm(delta)
-        return delta * jnp.minimum(1.0, eps / jnp.where(n > 0, n, 1.0))
-    return jnp.clip(delta, -eps, eps)
+        return delta * jnp.minimum(1.0, radius / jnp.where(n > 0, n, 1.0))
+    return jnp.clip(delta, -radius, radius)
 
 
-def uniform_ball(key: Array, shape: tuple[int, ...], eps, norm: str, dtype=jnp.float32) -> Array:
+def uniform_ball(key: Array, shape: tuple[int, ...], radius, norm: str, dtype=jnp.float32) -> Array:
     """One point uniform in the ball of radius ``eps`` (``shape`` is the vector's shape).
 
     l2: uniform direction times radius ``eps U^(1/d)``; l_inf: uniform in the cube.
@@ -39,8 +39,8 @@ def uniform_ball(key: Array, shape: tuple[int, ...], eps, norm: str, dtype=jnp.f
         k_dir, k_rad = jax.random.split(key)
         z = jax.random.normal(k_dir, shape, dtype)
         d = math.prod(shape)
-        return eps * jax.random.uniform(k_rad, (), dtype) ** (1.0 / d) * z / jnp.linalg.norm(z)
-    return eps * jax.random.uniform(key, shape, dtype, -1.0, 1.0)
+        return radius * jax.random.uniform(k_rad, (), dtype) ** (1.0 / d) * z / jnp.linalg.norm(z)
+    return radius * jax.random.uniform(key, shape, dtype, -1.0, 1.0)
 
 
 def steepest_direction(g: Array, norm: str) -> Array:
@@ -66,7 +66,7 @@ class PGDResult(NamedTuple):
     values: Array
 
 
-def pgd(objective: Callable[[Array], Array], key: Array, shape: tuple[int, ...], eps, norm: str, steps: int,
+def pgd(objective: Callable[[Array], Array], key: Array, shape: tuple[int, ...], radius, norm: str, steps: int,
         step_size, random_start: bool = True, dtype=jnp.float32) -> PGDResult:
     """Projected steepest ascent of ``objective`` over the ball ``{||delta|| <= eps}`` (Madry et al., 2018).
 
@@ -83,7 +83,7 @@ def pgd(objective: Callable[[Array], Array], key: Array, shape: tuple[int, ...],
       objective: ``f``, a scalar function of one perturbation of ``shape``.
       key: PRNG key of the random start.
       shape: the perturbation's shape.
-      eps: radius (may be traced).
+      radius: radius (may be traced).
       norm: ``"l2"`` or ``"linf"`` (static).
       steps: ``T`` (static).
       step_size: ``a`` (may be traced).
@@ -96,14 +96,14 @@ def pgd(objective: Callable[[Array], Array], key: Array, shape: tuple[int, ...],
     if norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}; choose from {', '.join(NORMS)}")
     value_and_grad = jax.value_and_grad(objective)
-    delta0 = uniform_ball(key, shape, eps, norm, dtype) if random_start else jnp.zeros(shape, dtype)
+    delta0 = uniform_ball(key, shape, radius, norm, dtype) if random_start else jnp.zeros(shape, dtype)
 
     def step(carry, _):
         delta, best_delta, best = carry
         value, g = value_and_grad(delta)
         better = value > best
         best_delta, best = jnp.where(better, delta, best_delta), jnp.where(better, value, best)
-        delta = project_ball(delta + step_size * steepest_direction(g, norm), eps, norm)
+        delta = project_ball(delta + step_size * steepest_direction(g, norm), radius, norm)
         return (delta, best_delta, best), best
 
     start = (delta0, delta0, jnp.asarray(-jnp.inf, dtype))

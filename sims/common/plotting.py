@@ -209,7 +209,7 @@ def plot_risks(
     steps: np.ndarray,
     curves: Mapping[str, Mapping[str, Band]],
     predictions: Mapping[str, Optional[Mapping[str, np.ndarray]]],
-    eps: float = float("nan"),
+    radius: float = float("nan"),
     title: str = "",
 ) -> None:
     """``R_s(t)``, ``||w(t)||`` and ``R_a(t)`` per optimizer, final values labelled.
@@ -222,7 +222,7 @@ def plot_risks(
     """
     keys = (("standard_risk", "standard risk R_s", "log"),
             ("weight_norm", "weight norm ||w||_2", "linear"),
-            ("adversarial_risk", f"l2 adversarial risk R_a (eps = {eps:.3g})", "linear"))
+            ("adversarial_risk", f"l2 adversarial risk R_a (eps = {radius:.3g})", "linear"))
     fig, axes = plt.subplots(1, 3, figsize=(15.5, 4.2), sharex=True)
     for ax, (key, label, yscale) in zip(axes, keys):
         finals = []

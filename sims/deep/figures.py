@@ -91,8 +91,8 @@ def plot_all(result: StudyResult, path: Callable[[str], str], save: Callable) ->
     # 2. Robustness curves at the chosen learning rate.
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), sharey=True)
     panels = (("Gaussian noise", "per-pixel sigma", cfg["noise_sigmas"], lambda e, i: e.noise[i]),
-              (f"l2 PGD, {cfg['pgd_steps']} steps", "eps (l2)", cfg["l2_eps"], lambda e, i: e.pgd["l2"][i, :, :, -1]),
-              (f"l_inf PGD, {cfg['pgd_steps']} steps", "eps (l_inf)", cfg["linf_eps"],
+              (f"l2 PGD, {cfg['pgd_steps']} steps", "eps (l2)", cfg["l2_radii"], lambda e, i: e.pgd["l2"][i, :, :, -1]),
+              (f"l_inf PGD, {cfg['pgd_steps']} steps", "eps (l_inf)", cfg["linf_radii"],
                lambda e, i: e.pgd["linf"][i, :, :, -1]))
     for ax, (title, xlabel, xs, get) in zip(axes, panels):
         for n, e in ev.items():
@@ -112,7 +112,7 @@ def plot_all(result: StudyResult, path: Callable[[str], str], save: Callable) ->
     # 3. PGD convergence at the chosen learning rate, the largest radius and the middle one.
     conv = res["pgd_convergence"]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.3), sharey=True)
-    for ax, norm, xs in zip(axes, NORMS, (cfg["l2_eps"], cfg["linf_eps"])):
+    for ax, norm, xs in zip(axes, NORMS, (cfg["l2_radii"], cfg["linf_radii"])):
         picks = sorted({(len(xs) - 1) // 2, len(xs) - 1})
         for n, e in ev.items():
             for j, ls in zip(picks, (":", "-")[-len(picks):]):

@@ -62,7 +62,7 @@ class AttackResult(NamedTuple):
     margins: Array
 
 
-def pgd(key: Array, logits_fn: Callable[[Array], Array], x: Array, y: Array, eps, norm: str, steps: int,
+def pgd(key: Array, logits_fn: Callable[[Array], Array], x: Array, y: Array, radius, norm: str, steps: int,
         step_frac: float = 0.25) -> AttackResult:
     """Projected gradient descent on the logit margin, per sample.
 
@@ -71,7 +71,7 @@ def pgd(key: Array, logits_fn: Callable[[Array], Array], x: Array, y: Array, eps
       logits_fn: the classifier, ``(..., d) -> (..., classes)``, e.g.
         ``partial(networks.apply, params)``.
       x: ``(n, d)`` inputs; y: ``(n,)`` labels.
-      eps: radius of the ball (may be traced).
+      radius: radius of the ball (may be traced).
       norm: ``"l2"`` or ``"linf"`` (static).
       steps: number of steps ``T`` (static).
       step_frac: step ``a = step_frac * eps``.
@@ -82,12 +82,12 @@ def pgd(key: Array, logits_fn: Callable[[Array], Array], x: Array, y: Array, eps
     """
     if norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}; choose from {', '.join(NORMS)}")
-    eps = jnp.asarray(eps, x.dtype)
-    step_size = jnp.asarray(step_frac, x.dtype) * eps
+    radius = jnp.asarray(radius, x.dtype)
+    step_size = jnp.asarray(step_frac, x.dtype) * radius
 
     def one(k, xi, yi):
         # Ascent on -m(x + delta): its best iterate is the smallest margin met.
-        out = balls.pgd(lambda d: -margin(logits_fn(xi + d), yi), k, xi.shape, eps, norm, steps, step_size,
+        out = balls.pgd(lambda d: -margin(logits_fn(xi + d), yi), k, xi.shape, radius, norm, steps, step_size,
                         True, xi.dtype)
         return AttackResult(out.best, -out.values)
 

@@ -79,8 +79,8 @@ class StudyConfig(NamedTuple):
     split_seed: int = 0
     noise_sigmas: tuple = (0.1, 0.2, 0.3, 0.4, 0.5)
     noise_draws: int = 10
-    l2_eps: tuple = (0.25, 0.5, 1.0)
-    linf_eps: tuple = (0.02, 0.05, 0.1)
+    l2_radii: tuple = (0.25, 0.5, 1.0)
+    linf_radii: tuple = (0.02, 0.05, 0.1)
     pgd_steps: int = 50
     pgd_step_frac: float = 0.25
     pgd_tol: float = 0.01
@@ -111,8 +111,8 @@ def headline(config: StudyConfig, band_names) -> list[tuple[str, object, str]]:
     mid = lambda v: v[(len(v) - 1) // 2]
     band = "removed" if "removed" in band_names else band_names[-1]
     return [("noise", mid(config.noise_sigmas), f"Gaussian noise sigma {mid(config.noise_sigmas):g}"),
-            ("pgd_l2", mid(config.l2_eps), f"l2 PGD eps {mid(config.l2_eps):g}"),
-            ("pgd_linf", mid(config.linf_eps), f"l_inf PGD eps {mid(config.linf_eps):g}"),
+            ("pgd_l2", mid(config.l2_radii), f"l2 PGD eps {mid(config.l2_radii):g}"),
+            ("pgd_linf", mid(config.linf_radii), f"l_inf PGD eps {mid(config.linf_radii):g}"),
             ("band_noise", band, f"noise in the {band} band"),
             ("lipschitz_upper", None, "Lipschitz upper bound")]
 
@@ -170,7 +170,7 @@ def estimates(config: StudyConfig, n_train: int, n_test: int) -> list[Estimate]:
     p = sum(math.prod(s) + s[-1] for s in weight_shapes(arch))
     act = activation_floats(arch)
     flops = 6 * (p * (SIDE * SIDE if config.arch == "cnn" else 1))  # one sample, forward and backward
-    eps = max(len(config.l2_eps), len(config.linf_eps))
+    n_radii = max(len(config.l2_radii), len(config.linf_radii))
     settings = len(config.noise_sigmas) + len(BAND_NAMES)
     steps_per_epoch = n_train // config.batch_size
     train_samples = 2 * k * nets * config.epochs * steps_per_epoch * config.batch_size
@@ -181,9 +181,9 @@ def estimates(config: StudyConfig, n_train: int, n_test: int) -> list[Estimate]:
         Estimate("--noise-draws", settings * config.noise_draws * n_test * (DIM + act) * b * 2,
                  k * nets * settings * config.noise_draws * n_test * flops / 3 / ASSUMED_FLOPS,
                  "the noise evaluation"),
-        Estimate("--pgd-steps", eps * n_test * ((config.pgd_steps + 1) + 3 * (DIM + act)) * b
-                 + nets * eps * (config.pgd_steps + 1) * b,
-                 2 * k * nets * eps * n_test * config.pgd_steps * flops / ASSUMED_FLOPS, "PGD"),
+        Estimate("--pgd-steps", n_radii * n_test * ((config.pgd_steps + 1) + 3 * (DIM + act)) * b
+                 + nets * n_radii * (config.pgd_steps + 1) * b,
+                 2 * k * nets * n_radii * n_test * config.pgd_steps * flops / ASSUMED_FLOPS, "PGD"),
         Estimate("--power-iters", nets * (n_test * act * 3 + 4 * p) * b,
                  k * nets * config.power_iters * 4 * p * (SIDE * SIDE if config.arch == "cnn" else 1) / ASSUMED_FLOPS,
                  "the Lipschitz bounds"),
@@ -212,10 +212,10 @@ def noise_curves(params, key, x, y, masks, sigmas, draws: int):
 
 
 @partial(jax.jit, static_argnames=("norm", "steps", "step_frac"))
-def pgd_curves(params, key, x, y, eps, norm: str, steps: int, step_frac: float):
+def pgd_curves(params, key, x, y, radius, norm: str, steps: int, step_frac: float):
     """``(N, E, steps + 1)`` accuracy under PGD after ``k`` steps, per network and radius."""
     one = lambda p, e: jnp.mean(pgd(key, partial(apply, p), x, y, e, norm, steps, step_frac).margins > 0, axis=0)
-    return jax.lax.map(lambda p: jax.vmap(one, (None, 0))(p, eps), params)
+    return jax.lax.map(lambda p: jax.vmap(one, (None, 0))(p, radius), params)
 
 
 @partial(jax.jit, static_argnames=("iters",))
@@ -277,7 +277,7 @@ def evaluate_optimizer(name: str, config: StudyConfig, data: Digits, low: Digits
     attack = {}
     for norm in NORMS:
         tick(f"{name}: {norm} PGD")
-        attack[norm] = _np(pgd_curves(params, setup["pgd_keys"][norm], test.x, test.y, setup["eps"][norm], norm,
+        attack[norm] = _np(pgd_curves(params, setup["pgd_keys"][norm], test.x, test.y, setup["radius"][norm], norm,
                                       config.pgd_steps, config.pgd_step_frac), ls)
     tick(f"{name}: Lipschitz bounds")
     bounds, dense, frob = layer_measures(params, setup["k_power"], test.x, test.y, config.power_iters)
@@ -302,9 +302,9 @@ def metric(ev: Evaluation, name: str, setting, config: StudyConfig, band_names) 
     if name == "noise":
         return ev.noise[..., list(config.noise_sigmas).index(setting)]
     if name == "pgd_l2":
-        return ev.pgd["l2"][..., list(config.l2_eps).index(setting), -1]
+        return ev.pgd["l2"][..., list(config.l2_radii).index(setting), -1]
     if name == "pgd_linf":
-        return ev.pgd["linf"][..., list(config.linf_eps).index(setting), -1]
+        return ev.pgd["linf"][..., list(config.linf_radii).index(setting), -1]
     if name == "band_noise":
         return ev.band_noise[..., list(band_names).index(setting)]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -335,7 +335,7 @@ def prepare(config: StudyConfig, data: Digits) -> tuple[dict, Digits, tuple, dic
         "keys": keys, "k_noise": k_noise, "k_power": k_power, "pgd_keys": {"l2": k_l2, "linf": k_linf},
         "noise_masks": jnp.concatenate([jnp.ones((len(config.noise_sigmas), DIM), bool), masks]),
         "noise_sigmas": jnp.asarray(config.noise_sigmas + (config.band_sigma,) * masks.shape[0], dtype),
-        "eps": {"l2": jnp.asarray(config.l2_eps, dtype), "linf": jnp.asarray(config.linf_eps, dtype)},
+        "radius": {"l2": jnp.asarray(config.l2_radii, dtype), "linf": jnp.asarray(config.linf_radii, dtype)},
     }
     energy = np.asarray(energy, np.float64)
     keep = np.asarray(keep)

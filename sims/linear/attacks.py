@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from sims.common.balls import pgd, steepest_direction
-from theory.signal import SignalModel, sample_freq, to_input
+from theory.signal import Problem, sample_freq, to_input
 
 Array = jax.Array
 
@@ -55,51 +55,51 @@ def _sign_plus(r: Array) -> Array:
     return jnp.where(r >= 0, 1.0, -1.0).astype(r.dtype)
 
 
-def worst_case_l2(w: Array, x: Array, y: Array, eps) -> Array:
+def worst_case_l2(w: Array, x: Array, y: Array, radius) -> Array:
     """Worst-case l2 perturbation of one sample, in input coordinates.
 
     Args:
       w: ``(d,)`` weights in input coordinates.
       x: ``(d,)`` input.
       y: scalar label.
-      eps: l2 budget.
+      radius: l2 budget.
 
     Returns:
       ``delta = eps sign(r) w / ||w||_2`` with ``r = <w, x> - y`` (zero if
       ``w = 0``, when every ``delta`` gives the same loss). Its loss is
       ``1/2 (|r| + eps ||w||_2)^2``.
     """
-    return eps * _sign_plus(jnp.dot(w, x) - y) * steepest_direction(w, "l2")
+    return radius * _sign_plus(jnp.dot(w, x) - y) * steepest_direction(w, "l2")
 
 
-def worst_case_linf(w: Array, x: Array, y: Array, eps) -> Array:
+def worst_case_linf(w: Array, x: Array, y: Array, radius) -> Array:
     """Worst-case l_inf perturbation of one sample, in input coordinates.
 
     Args:
       w: ``(d,)`` weights in input coordinates.
       x: ``(d,)`` input.
       y: scalar label.
-      eps: l_inf budget.
+      radius: l_inf budget.
 
     Returns:
       ``delta = eps sign(r) sign(w)``, whose loss is ``1/2 (|r| + eps ||w||_1)^2``.
     """
-    return eps * _sign_plus(jnp.dot(w, x) - y) * steepest_direction(w, "linf")
+    return radius * _sign_plus(jnp.dot(w, x) - y) * steepest_direction(w, "linf")
 
 
-def _pgd_one(key, w, x, y, eps, steps, step_size, random_start, norm):
+def _pgd_one(key, w, x, y, radius, steps, step_size, random_start, norm):
     """PGD on one sample's loss (:func:`sims.common.balls.pgd`), its last iterate; ``norm`` is static."""
     loss = lambda delta: sample_loss(w, x, y, delta)
-    return pgd(loss, key, w.shape, eps, norm, steps, step_size, random_start, w.dtype).last
+    return pgd(loss, key, w.shape, radius, norm, steps, step_size, random_start, w.dtype).last
 
 
-def _pgd(key, w, x, y, eps, steps, step_size, random_start, norm, restarts=1):
-    step_size = 2.5 * eps / steps if step_size is None else step_size
+def _pgd(key, w, x, y, radius, steps, step_size, random_start, norm, restarts=1):
+    step_size = 2.5 * radius / steps if step_size is None else step_size
     one = partial(_pgd_one, steps=steps, random_start=random_start, norm=norm)
 
     def best(k, xi, yi):
         # The highest loss over the restarts, each from its own random start.
-        deltas = jax.vmap(lambda kr: one(kr, w, xi, yi, eps, step_size=step_size))(jax.random.split(k, restarts))
+        deltas = jax.vmap(lambda kr: one(kr, w, xi, yi, radius, step_size=step_size))(jax.random.split(k, restarts))
         losses = jax.vmap(sample_loss, in_axes=(None, None, None, 0))(w, xi, yi, deltas)
         return deltas[jnp.argmax(losses)]
 
@@ -111,7 +111,7 @@ def pgd_l2(
     w: Array,
     x: Array,
     y: Array,
-    eps,
+    radius,
     steps: int = 50,
     step_size=None,
     random_start: bool = True,
@@ -127,7 +127,7 @@ def pgd_l2(
       w: ``(d,)`` weights in input coordinates.
       x: ``(n, d)`` inputs.
       y: ``(n,)`` labels.
-      eps: l2 budget.
+      radius: l2 budget.
       steps: number of ascent steps (static).
       step_size: ``a``; default ``2.5 eps / steps`` (Madry et al., 2018).
       random_start: start uniformly in the ball (else at 0).
@@ -137,7 +137,7 @@ def pgd_l2(
     Returns:
       ``(n, d)`` perturbations with ``||delta||_2 <= eps``.
     """
-    return _pgd(key, w, x, y, eps, steps, step_size, random_start, "l2", restarts)
+    return _pgd(key, w, x, y, radius, steps, step_size, random_start, "l2", restarts)
 
 
 def pgd_linf(
@@ -145,7 +145,7 @@ def pgd_linf(
     w: Array,
     x: Array,
     y: Array,
-    eps,
+    radius,
     steps: int = 50,
     step_size=None,
     random_start: bool = True,
@@ -161,7 +161,7 @@ def pgd_linf(
       w: ``(d,)`` weights in input coordinates.
       x: ``(n, d)`` inputs.
       y: ``(n,)`` labels.
-      eps: l_inf budget.
+      radius: l_inf budget.
       steps: number of ascent steps (static).
       step_size: ``a``; default ``2.5 eps / steps``.
       random_start: start uniformly in the cube (else at 0).
@@ -171,17 +171,17 @@ def pgd_linf(
     Returns:
       ``(n, d)`` perturbations with ``||delta||_inf <= eps``.
     """
-    return _pgd(key, w, x, y, eps, steps, step_size, random_start, "linf", restarts)
+    return _pgd(key, w, x, y, radius, steps, step_size, random_start, "linf", restarts)
 
 
-def attack_perturbations(key: Array, w: Array, x: Array, y: Array, eps, attack: str, **pgd_kwargs) -> Array:
+def attack_perturbations(key: Array, w: Array, x: Array, y: Array, radius, attack: str, **pgd_kwargs) -> Array:
     """``(n, d)`` perturbations of the samples ``x`` by the named attack.
 
     Args:
       key: PRNG key (used by the PGD attacks only).
       w: ``(d,)`` weights in input coordinates.
       x: ``(n, d)`` inputs; y: ``(n,)`` labels.
-      eps: budget.
+      radius: budget.
       attack: one of :data:`ATTACKS` (static).
       **pgd_kwargs: ``steps``, ``step_size``, ``random_start``, ``restarts`` for PGD.
 
@@ -191,21 +191,21 @@ def attack_perturbations(key: Array, w: Array, x: Array, y: Array, eps, attack: 
     if attack == "none":
         return jnp.zeros_like(x)
     if attack == "worst_l2":
-        return jax.vmap(worst_case_l2, in_axes=(None, 0, 0, None))(w, x, y, eps)
+        return jax.vmap(worst_case_l2, in_axes=(None, 0, 0, None))(w, x, y, radius)
     if attack == "worst_linf":
-        return jax.vmap(worst_case_linf, in_axes=(None, 0, 0, None))(w, x, y, eps)
+        return jax.vmap(worst_case_linf, in_axes=(None, 0, 0, None))(w, x, y, radius)
     if attack == "pgd_l2":
-        return pgd_l2(key, w, x, y, eps, **pgd_kwargs)
+        return pgd_l2(key, w, x, y, radius, **pgd_kwargs)
     if attack == "pgd_linf":
-        return pgd_linf(key, w, x, y, eps, **pgd_kwargs)
+        return pgd_linf(key, w, x, y, radius, **pgd_kwargs)
     raise ValueError(f"unknown attack {attack!r}; choose from {', '.join(ATTACKS)}")
 
 
 def monte_carlo_risk(
     key: Array,
     w_freq: Array,
-    model: SignalModel,
-    eps,
+    problem: Problem,
+    radius,
     n_samples: int,
     attack: str = "none",
     **pgd_kwargs,
@@ -224,7 +224,7 @@ def monte_carlo_risk(
       w_freq: ``(..., d)`` weights in frequency coordinates, batched over the
         leading axes.
       model: the signal model (its ``spectrum`` and ``w_star_freq``).
-      eps: perturbation budget (ignored for ``"none"``).
+      radius: perturbation budget (ignored for ``"none"``).
       n_samples: number of samples (static).
       attack: one of :data:`ATTACKS` (static).
       **pgd_kwargs: ``steps``, ``step_size``, ``random_start``, ``restarts`` for PGD.
@@ -235,13 +235,13 @@ def monte_carlo_risk(
     if attack not in ATTACKS:
         raise ValueError(f"unknown attack {attack!r}; choose from {', '.join(ATTACKS)}")
     k_x, k_attack = jax.random.split(key)
-    x_freq = sample_freq(k_x, model.spectrum, n_samples)
-    y = x_freq @ model.w_star_freq
+    x_freq = sample_freq(k_x, problem.spectrum, n_samples)
+    y = x_freq @ problem.w_star_freq
     x = to_input(x_freq)
 
     def risk_one(wf: Array) -> RiskEstimate:
         w = to_input(wf)
-        delta = attack_perturbations(k_attack, w, x, y, eps, attack, **pgd_kwargs)
+        delta = attack_perturbations(k_attack, w, x, y, radius, attack, **pgd_kwargs)
         loss = jax.vmap(sample_loss, in_axes=(None, 0, 0, 0))(w, x, y, delta)
         return RiskEstimate(jnp.mean(loss), jnp.std(loss, ddof=1) / jnp.sqrt(n_samples))
 

@@ -80,7 +80,7 @@ from sims.linear.oracles import GradientOracle
 from sims.linear.recording import check_grid
 from sims.common.optimizers import OPTIMIZERS
 from sims.linear.sampling import UNROLL_MAX_ENTRIES, key_words, threefry_slots
-from theory.signal import SignalModel
+from theory.signal import Problem
 
 Array = jax.Array
 
@@ -246,13 +246,13 @@ class _Plan(NamedTuple):
     block: int
 
 
-def _make_plan(sim: Simulation, model: SignalModel, block: int) -> _Plan:
-    d, dtype = model.dim, model.spectrum.dtype
+def _make_plan(sim: Simulation, problem: Problem, block: int) -> _Plan:
+    d, dtype = problem.dim, problem.spectrum.dtype
     c = _dct_basis_np(d)
-    w0_in = tuple(float(v) for v in np.asarray(model.w0_freq, np.float64) @ c)
+    w0_in = tuple(float(v) for v in np.asarray(problem.w0_freq, np.float64) @ c)
     elementwise = sim.elementwise or (False,) * len(sim.names)
-    w_star_in = tuple(float(v) for v in np.asarray(model.w_star_freq, np.float64) @ c)
-    w_star_freq = tuple(float(v) for v in np.asarray(model.w_star_freq))
+    w_star_in = tuple(float(v) for v in np.asarray(problem.w_star_freq, np.float64) @ c)
+    w_star_freq = tuple(float(v) for v in np.asarray(problem.w_star_freq))
     return _Plan(sim, d, dtype, w0_in, w_star_in, w_star_freq, tuple(elementwise), block)
 
 
@@ -455,7 +455,7 @@ class SeedsLast(NamedTuple):
 
 def simulate_seeds_last(
     sim: Simulation,
-    model: SignalModel,
+    problem: Problem,
     keys: Array,
     grid,
     *,
@@ -486,7 +486,7 @@ def simulate_seeds_last(
 
     if block is None:
         block = auto_block(keys.shape[0] // len(devices))
-    plan = _make_plan(sim, model, block)
+    plan = _make_plan(sim, problem, block)
     args = (plan, devices, keys.dtype, tuple(keys.shape[1:]))
     try:
         comp = _compile(*args)
@@ -520,7 +520,7 @@ def simulate_seeds_last(
 
 def simulate(
     sim: Simulation,
-    model: SignalModel,
+    problem: Problem,
     keys: Array,
     grid,
     *,
@@ -552,7 +552,7 @@ def simulate(
     Returns:
       :class:`Trajectories` with ``w_freq`` of shape ``(seeds, k, T, d)``.
     """
-    out = simulate_seeds_last(sim, model, keys, grid, chunks=chunks, progress=progress, devices=devices,
+    out = simulate_seeds_last(sim, problem, keys, grid, chunks=chunks, progress=progress, devices=devices,
                               block=block, max_segment=max_segment)
     w_freq = jnp.transpose(out.w_freq, (3, 1, 0, 2))[: out.n_seeds]
     return Trajectories(out.names, out.steps, w_freq)

@@ -38,7 +38,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from theory.signal import SignalModel
+from theory.signal import Problem
 from theory.signgd import signgd_gradient_parts, signgd_step_freq
 
 Array = jax.Array
@@ -104,12 +104,12 @@ def _record(c: _Carry, t, spectrum, t_probe, t_window) -> _Carry:
     )
 
 
-def _run_cell(model: SignalModel, lr, steps, t_probe, t_window) -> GridRun:
+def _run_cell(problem: Problem, lr, steps, t_probe, t_window) -> GridRun:
     """One cell: ``steps`` signGD steps from ``e~(0)`` with the observations."""
-    e0 = model.e0_freq
+    e0 = problem.e0_freq
     dtype = e0.dtype
     lr = jnp.asarray(lr, dtype)
-    spectrum = model.spectrum
+    spectrum = problem.spectrum
     minus1 = jnp.asarray(-1, steps.dtype)
     nan3 = jnp.full((3,), jnp.nan, dtype)
     inf = jnp.asarray(jnp.inf, dtype)
@@ -135,7 +135,7 @@ def _run_cell(model: SignalModel, lr, steps, t_probe, t_window) -> GridRun:
 
 
 @jax.jit
-def signgd_grid(models: SignalModel, lr: Array, steps: Array, t_probe: Array, t_window: Array) -> GridRun:
+def signgd_grid(problems: Problem, lr: Array, steps: Array, t_probe: Array, t_window: Array) -> GridRun:
     """Population signGD for every cell of a grid, as one compiled program.
 
     Args:
@@ -151,4 +151,4 @@ def signgd_grid(models: SignalModel, lr: Array, steps: Array, t_probe: Array, t_
       A :class:`GridRun` with leading axis ``N``. Cells are independent:
       a cell's result does not depend on the others (nor on the grid size).
     """
-    return jax.vmap(_run_cell)(models, lr, steps, t_probe, t_window)
+    return jax.vmap(_run_cell)(problems, lr, steps, t_probe, t_window)

@@ -54,7 +54,7 @@ from sims.linear.oracles import make_oracle
 from sims.linear.predictions import predict
 from theory.adaptive_ode import adam_ode, rmsprop_ode
 from theory.quadratic import Quadratic, population_quadratic
-from theory.signal import SignalModel, make_model, paper_model
+from theory.signal import Problem, make_problem, paper_problem
 from theory.spectra import draw_w_star_freq, powerlaw_spectrum
 
 PROBLEMS = ("paper", "powerlaw")
@@ -157,17 +157,17 @@ def fit_power_law(x, y, level: float = LEVEL) -> PowerFit:
     return PowerFit(slope, intercept, slope - half, slope + half, se, k)
 
 
-def problem_model(name: str) -> SignalModel:
+def problem_model(name: str) -> Problem:
     """The paper's setting (THEORY.md section 1) or the :data:`POWERLAW` problem, in float64."""
     if name not in PROBLEMS:
         raise ValueError(f"unknown problem {name!r}; choose from {', '.join(PROBLEMS)}")
     p = POWERLAW
     with jax.enable_x64(True):  # the paper's 0.1 and 0.05 as float64, whatever the caller's default
         if name == "paper":
-            return make_model(*(np.asarray(v, np.float64) for v in paper_model()))
+            return make_problem(*(np.asarray(v, np.float64) for v in paper_problem()))
         s = powerlaw_spectrum(p["d"], p["alpha"], p["cutoff"], p["scale"], jnp.float64)
         w_star = draw_w_star_freq(jax.random.key(p["target_key"]), s, p["target_scale"])
-        return make_model(*(np.asarray(v, np.float64) for v in (s, w_star, np.zeros(p["d"]))))
+        return make_problem(*(np.asarray(v, np.float64) for v in (s, w_star, np.zeros(p["d"]))))
 
 
 def fixed_c_hparams(lr: float) -> dict:
@@ -182,7 +182,7 @@ def horizon_steps(lr: float, tau: float) -> int:
     return max(2, int(round(tau / lr)))
 
 
-def discrete_errors(model: SignalModel, mode: str, lr: float, tau: float, names: Sequence[str],
+def discrete_errors(problem: Problem, mode: str, lr: float, tau: float, names: Sequence[str],
                     seeds: int, seed: int, batch_size: int) -> dict[str, np.ndarray]:
     """``e~`` of each optimizer at steps ``t // 2`` and ``t = round(tau / lr)``.
 
@@ -194,10 +194,10 @@ def discrete_errors(model: SignalModel, mode: str, lr: float, tau: float, names:
     t = horizon_steps(lr, tau)
     hp = fixed_c_hparams(lr)
     opts = {n: make_optimizer(n, lr, **hp[n]) for n in names}
-    oracle = make_oracle(mode, jnp.asarray(model.spectrum), batch_size if mode == "online" else 0)
-    m = make_model(*(jnp.asarray(v, jnp.float64) for v in model))
+    oracle = make_oracle(mode, jnp.asarray(problem.spectrum), batch_size if mode == "online" else 0)
+    m = make_problem(*(jnp.asarray(v, jnp.float64) for v in problem))
     traj = simulate(make_simulation(opts, oracle), m, seed_keys(seeds, seed), np.array([0, t // 2, t]), chunks=1)
-    e = np.asarray(traj.w_freq, np.float64)[:, :, 1:] - np.asarray(model.w_star_freq, np.float64)
+    e = np.asarray(traj.w_freq, np.float64)[:, :, 1:] - np.asarray(problem.w_star_freq, np.float64)
     return {n: e[:, i] for i, n in enumerate(traj.names)}
 
 
@@ -228,18 +228,18 @@ def _rmsprop_solver(batch_size: int):
     return jax.jit(jax.vmap(over_shift, in_axes=(None, 0, None, None, None, None)))
 
 
-def gradient_flow_error(model: SignalModel, tau) -> np.ndarray:
+def gradient_flow_error(problem: Problem, tau) -> np.ndarray:
     """GD's limit ``e~_k(tau) = exp(-sigma_k^2 tau) e~_k(0)`` (section 3 as ``lr -> 0``).
 
     Returns:
       ``tau.shape + (d,)`` float64.
     """
-    s2 = np.square(np.asarray(model.spectrum, np.float64))
+    s2 = np.square(np.asarray(problem.spectrum, np.float64))
     tau = np.asarray(tau, np.float64)[..., None]
-    return np.exp(-s2 * tau) * (np.asarray(model.w0_freq, np.float64) - np.asarray(model.w_star_freq, np.float64))
+    return np.exp(-s2 * tau) * (np.asarray(problem.w0_freq, np.float64) - np.asarray(problem.w_star_freq, np.float64))
 
 
-def limit_errors(model: SignalModel, modes: Sequence[str], lrs: Sequence[float], tau: float,
+def limit_errors(problem: Problem, modes: Sequence[str], lrs: Sequence[float], tau: float,
                  names: Sequence[str], batch_size: int) -> dict[tuple[str, str], np.ndarray]:
     """Each series' limit at ``tau/2`` and ``tau``.
 
@@ -254,30 +254,30 @@ def limit_errors(model: SignalModel, modes: Sequence[str], lrs: Sequence[float],
     if "gd" in names and "population" in modes:
         # GD's limit moves until the end: evaluated at each run's own t lr (t = round(tau / lr)).
         t = np.array([[horizon_steps(lr, tau) // 2, horizon_steps(lr, tau)] for lr in lrs])
-        out[("population", "gd")] = gradient_flow_error(model, t * np.asarray(lrs)[:, None])
+        out[("population", "gd")] = gradient_flow_error(problem, t * np.asarray(lrs)[:, None])
     if "signgd" in names:
         # The limit does not depend on lr: one solve per mode, on the record grid of lrs[0].
         steps = np.round(times / lrs[0]).astype(np.int64)
         for mode in modes:
-            p = predict("signgd", mode, model, lrs[0], np.concatenate([[0], steps]), batch_size=batch_size)
-            e = p.e_freq[1:] if p.applicable else np.full((2, model.dim), np.nan)
-            out[(mode, "signgd")] = np.broadcast_to(e, (n_lr, 2, model.dim))
+            p = predict("signgd", mode, problem, lrs[0], np.concatenate([[0], steps]), batch_size=batch_size)
+            e = p.e_freq[1:] if p.applicable else np.full((2, problem.dim), np.nan)
+            out[(mode, "signgd")] = np.broadcast_to(e, (n_lr, 2, problem.dim))
     if not {"adam", "rmsprop"} & set(names):
         return out
     with jax.enable_x64(True):
-        quad = population_quadratic(make_model(*(jnp.asarray(v, jnp.float64) for v in model)))
+        quad = population_quadratic(make_problem(*(jnp.asarray(v, jnp.float64) for v in problem)))
         var_h = jnp.stack([jnp.zeros_like(quad.hessian_freq) if m == "population" else quad.hessian_freq
                            for m in modes])
         tau_j = jnp.asarray(times)
         if "adam" in names:
             e = np.asarray(_adam_solver(batch_size)(quad, var_h, C1_ADAM, C2_ADAM, hp["adam"]["eps"], tau_j))
             for i, mode in enumerate(modes):
-                out[(mode, "adam")] = np.broadcast_to(e[i], (n_lr, 2, model.dim))
+                out[(mode, "adam")] = np.broadcast_to(e[i], (n_lr, 2, problem.dim))
         if "rmsprop" in names:
             shifts = jnp.asarray([0.0, *lrs])
             e = np.asarray(_rmsprop_solver(batch_size)(quad, var_h, C2_RMSPROP, hp["rmsprop"]["eps"], shifts, tau_j))
             for i, mode in enumerate(modes):
-                out[(mode, "rmsprop_no_shift")] = np.broadcast_to(e[i, 0], (n_lr, 2, model.dim))
+                out[(mode, "rmsprop_no_shift")] = np.broadcast_to(e[i, 0], (n_lr, 2, problem.dim))
                 out[(mode, "rmsprop")] = e[i, 1:]
     return out
 
@@ -349,14 +349,14 @@ def run_study(config: StudyConfig, progress: Optional[Callable[[str], None]] = N
     out = {}
     with jax.enable_x64(True):
         for problem, tau in zip(config.problems, config.tau):
-            model = problem_model(problem)
-            irr = np.asarray(model.spectrum) == 0
+            problem = problem_model(problem)
+            irr = np.asarray(problem.spectrum) == 0
             say(f"{problem}: solving the limits (float64)")
             clock = time.perf_counter()
-            limits = limit_errors(model, config.modes, lrs, tau, config.optimizers, config.batch_size)
+            limits = limit_errors(problem, config.modes, lrs, tau, config.optimizers, config.batch_size)
             timing = {"limits_s": time.perf_counter() - clock}
-            res = {"model": {"spectrum": model.spectrum.tolist(), "w_star_freq": model.w_star_freq.tolist(),
-                             "w0_freq": model.w0_freq.tolist()}, "tau": tau}
+            res = {"model": {"spectrum": problem.spectrum.tolist(), "w_star_freq": problem.w_star_freq.tolist(),
+                             "w0_freq": problem.w0_freq.tolist()}, "tau": tau}
             settled, settled_discrete = {}, {}
             for mode in config.modes:
                 names = [n for n in OPTIMIZERS if n in config.optimizers and (n != "gd" or mode == "population")]
@@ -365,7 +365,7 @@ def run_study(config: StudyConfig, progress: Optional[Callable[[str], None]] = N
                 clock = time.perf_counter()
                 for lr in lrs:
                     say(f"{problem}, {mode}: {seeds} seed(s) x {horizon_steps(lr, tau)} steps at lr {lr:g}")
-                    runs.append(discrete_errors(model, mode, lr, tau, names, seeds, config.seed, config.batch_size))
+                    runs.append(discrete_errors(problem, mode, lr, tau, names, seeds, config.seed, config.batch_size))
                 timing[f"{mode}_s"] = time.perf_counter() - clock
                 per = {}
                 for s in series:

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from theory.risks import adversarial_risk_l2, standard_risk, weight_norm
-from theory.signal import SignalModel
+from theory.signal import Problem
 from theory.signgd import signgd_gradient_parts
 
 Array = jax.Array
@@ -28,16 +28,16 @@ class RiskCurves(NamedTuple):
     adversarial_risk: Array
 
 
-def risk_curves(w_freq: Array, model: SignalModel, eps) -> RiskCurves:
+def risk_curves(w_freq: Array, problem: Problem, radius) -> RiskCurves:
     """``R_s``, ``||w||`` and the l2 ``R_a`` of ``w_freq`` (``(..., d)``)."""
     return RiskCurves(
-        standard_risk(w_freq, model),
+        standard_risk(w_freq, problem),
         weight_norm(w_freq),
-        adversarial_risk_l2(w_freq, model, eps),
+        adversarial_risk_l2(w_freq, problem, radius),
     )
 
 
-def diverged(w_freq: Array, model: SignalModel) -> np.ndarray:
+def diverged(w_freq: Array, problem: Problem) -> np.ndarray:
     """Which trajectories diverged, from ``w_freq`` of shape ``(..., T, d)``.
 
     ``model`` is one model, or a batch of them whose leading axes broadcast
@@ -45,8 +45,8 @@ def diverged(w_freq: Array, model: SignalModel) -> np.ndarray:
 
     Returns a boolean array of shape ``w_freq.shape[:-2]``.
     """
-    r_s = standard_risk(w_freq, jax.tree.map(lambda x: x[..., None, :], model))
-    reference = jnp.maximum(standard_risk(model.w0_freq, model), standard_risk(jnp.zeros_like(model.w0_freq), model))
+    r_s = standard_risk(w_freq, jax.tree.map(lambda x: x[..., None, :], problem))
+    reference = jnp.maximum(standard_risk(problem.w0_freq, problem), standard_risk(jnp.zeros_like(problem.w0_freq), problem))
     finite = jnp.all(jnp.isfinite(w_freq), axis=(-1, -2))
     blown = jnp.max(jnp.where(jnp.isfinite(r_s), r_s, jnp.inf), axis=-1) > DIVERGENCE_FACTOR * reference
     return np.asarray(~finite | blown)

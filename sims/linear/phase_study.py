@@ -36,7 +36,7 @@ from theory.phase_bounds import DRIFT_LR_BOUND, gd_time_at_risk, settle_bound
 from theory.quadratic import population_quadratic
 from theory.risks import adversarial_risk_l2, standard_risk
 from theory.sign_flow import FlowReason, sign_flow, sign_flow_final_d3
-from theory.signal import SignalModel
+from theory.signal import Problem
 from theory.signgd import SQRT_2_3, Reason, SignGDPhases, signgd_drift_first_order, signgd_phases
 
 #: The paper's setting (THEORY.md section 1) and its cell.
@@ -66,12 +66,12 @@ def make_grid(ratios, lrs, size, scales) -> Grid:
                 scales=np.asarray(scales, np.float64))
 
 
-def cell_models(q: np.ndarray, scale: np.ndarray, sigma0: float, w_star, w0) -> SignalModel:
+def cell_models(q: np.ndarray, scale: np.ndarray, sigma0: float, w_star, w0) -> Problem:
     """Models with spectrum ``(sigma_0, sigma_0 sqrt(q), 0)`` and ``w~(0) = scale w0``
     (float64 numpy; one row per entry of ``q``)."""
     n = q.shape[0]
     spectrum = np.stack([np.full(n, sigma0), sigma0 * np.sqrt(q), np.zeros(n)], axis=-1)
-    return SignalModel(spectrum, np.tile(np.asarray(w_star, np.float64), (n, 1)),
+    return Problem(spectrum, np.tile(np.asarray(w_star, np.float64), (n, 1)),
                        scale[:, None] * np.asarray(w0, np.float64))
 
 
@@ -86,13 +86,13 @@ class FlowEnd(NamedTuple):
 
 
 @jax.jit
-def flow_ends(models: SignalModel) -> FlowEnd:
+def flow_ends(problems: Problem) -> FlowEnd:
     """The sign flow of every model, one compiled program (vmap over models)."""
-    flow = jax.vmap(lambda m: sign_flow(population_quadratic(m), max_events=FLOW_EVENTS))(models)
+    flow = jax.vmap(lambda m: sign_flow(population_quadratic(m), max_events=FLOW_EVENTS))(problems)
     last = jnp.take_along_axis(flow.e_freq, flow.n_segments[:, None, None], axis=1)[:, 0]
     return FlowEnd(e_freq=jnp.where(flow.converged[:, None], last, jnp.nan), tau_converged=flow.tau_converged,
                    n_segments=flow.n_segments, reason=flow.reason,
-                   e_freq_closed_d3=jax.vmap(sign_flow_final_d3)(models).e_freq_final)
+                   e_freq_closed_d3=jax.vmap(sign_flow_final_d3)(problems).e_freq_final)
 
 
 class ClosedForms(NamedTuple):
@@ -105,33 +105,33 @@ class ClosedForms(NamedTuple):
 
 
 @jax.jit
-def closed_forms(models: SignalModel, lr: jax.Array, horizon) -> ClosedForms:
+def closed_forms(problems: Problem, lr: jax.Array, horizon) -> ClosedForms:
     """Per cell: ``signgd_phases``, the first-order drift, the horizon
     ``ceil(horizon * settle_bound)`` and the settling window's start."""
-    bound = jax.vmap(settle_bound)(models, lr)
-    return ClosedForms(phases=jax.vmap(signgd_phases)(models, lr),
-                       drift_first_order=jax.vmap(signgd_drift_first_order)(models),
+    bound = jax.vmap(settle_bound)(problems, lr)
+    return ClosedForms(phases=jax.vmap(signgd_phases)(problems, lr),
+                       drift_first_order=jax.vmap(signgd_drift_first_order)(problems),
                        steps=jnp.ceil(horizon * bound).astype(jnp.int64), t_window=bound.astype(jnp.int64))
 
 
 @jax.jit
-def risks(models: SignalModel, lr: jax.Array, e_final: jax.Array, steps: jax.Array, eps) -> dict:
+def risks(problems: Problem, lr: jax.Array, e_final: jax.Array, steps: jax.Array, radius) -> dict:
     """``R_s`` and l2 ``R_a`` of signGD's final weights; GD's ``R_a`` at equal
     ``R_s``, at the same step and in the limit."""
-    ra = lambda w, m: adversarial_risk_l2(w, m, eps)
+    ra = lambda w, m: adversarial_risk_l2(w, m, radius)
     gd_w = lambda m, l, t: m.w_star_freq + gd_error(m, l)(t)
-    w_sign = models.w_star_freq + e_final
-    r_s = jax.vmap(standard_risk)(w_sign, models)
-    t_eq = jax.vmap(gd_time_at_risk)(models, lr, r_s)
-    w_same = jax.vmap(gd_w)(models, lr, steps.astype(e_final.dtype))
+    w_sign = problems.w_star_freq + e_final
+    r_s = jax.vmap(standard_risk)(w_sign, problems)
+    t_eq = jax.vmap(gd_time_at_risk)(problems, lr, r_s)
+    w_same = jax.vmap(gd_w)(problems, lr, steps.astype(e_final.dtype))
     return {
         "signgd_standard_risk": r_s,
-        "signgd_adversarial_risk": jax.vmap(ra)(w_sign, models),
+        "signgd_adversarial_risk": jax.vmap(ra)(w_sign, problems),
         "gd_equal_risk_step": t_eq,
-        "gd_adversarial_risk_equal_risk": jax.vmap(ra)(jax.vmap(gd_w)(models, lr, t_eq), models),
-        "gd_adversarial_risk_same_step": jax.vmap(ra)(w_same, models),
-        "gd_standard_risk_same_step": jax.vmap(standard_risk)(w_same, models),
-        "gd_adversarial_risk_limit": jax.vmap(ra)(jax.vmap(gd_limit)(models), models),
+        "gd_adversarial_risk_equal_risk": jax.vmap(ra)(jax.vmap(gd_w)(problems, lr, t_eq), problems),
+        "gd_adversarial_risk_same_step": jax.vmap(ra)(w_same, problems),
+        "gd_standard_risk_same_step": jax.vmap(standard_risk)(w_same, problems),
+        "gd_adversarial_risk_limit": jax.vmap(ra)(jax.vmap(gd_limit)(problems), problems),
     }
 
 
@@ -146,7 +146,7 @@ class PhaseResults(NamedTuple):
     flow_s: float
 
 
-def simulate(grid: Grid, sigma0: float, w_star, w0, horizon: float, eps: float) -> PhaseResults:
+def simulate(grid: Grid, sigma0: float, w_star, w0, horizon: float, radius: float) -> PhaseResults:
     """The grid plus one reference cell (``q = 0.25``, ``lr = 0.01``, first
     scale) as one iteration program, and the sign flow per ``(scale, q)`` row."""
     ns, nq, nl = grid.shape
@@ -158,29 +158,29 @@ def simulate(grid: Grid, sigma0: float, w_star, w0, horizon: float, eps: float) 
     row = np.append(s_idx * nq + q_idx, ns * nq)  # the flow row of each cell; the reference is its own row
     rs, rq = (a.ravel() for a in np.meshgrid(np.arange(ns), np.arange(nq), indexing="ij"))
     with jax.enable_x64(True):
-        models = jax.tree.map(jnp.asarray, cell_models(q, scale, sigma0, w_star, w0))
+        problems = jax.tree.map(jnp.asarray, cell_models(q, scale, sigma0, w_star, w0))
         rows = jax.tree.map(jnp.asarray, cell_models(np.append(grid.q[rq], PAPER["q"]),
                                                      np.append(grid.scales[rs], grid.scales[0]), sigma0, w_star, w0))
         lr_j = jnp.asarray(lr)
         t0 = time.perf_counter()
         flow = jax.tree.map(lambda x: np.asarray(x)[row], jax.block_until_ready(flow_ends(rows)))
         t1 = time.perf_counter()
-        th = closed_forms(models, lr_j, horizon)
-        call = (models, lr_j, th.steps, th.phases.t2, th.t_window)
+        th = closed_forms(problems, lr_j, horizon)
+        call = (problems, lr_j, th.steps, th.phases.t2, th.t_window)
         program = signgd_grid.lower(*call).compile()
         t2 = time.perf_counter()
         run_ = jax.block_until_ready(program(*call))
         t3 = time.perf_counter()
-        rk = risks(models, lr_j, run_.e_freq_final, th.steps, eps)
-        flat = _flatten(models, lr_j, th, flow, run_, rk)
+        rk = risks(problems, lr_j, run_.e_freq_final, th.steps, radius)
+        flat = _flatten(problems, lr_j, th, flow, run_, rk)
     shaped = {k: v[:-1].reshape(grid.shape + v.shape[1:]) for k, v in flat.items()}
     return PhaseResults(shaped, {k: v[-1] for k, v in flat.items()}, t2 - t1, t3 - t2, t1 - t0)
 
 
-def _flatten(models: SignalModel, lr, th: ClosedForms, flow: FlowEnd, run_, rk: dict) -> dict:
+def _flatten(problems: Problem, lr, th: ClosedForms, flow: FlowEnd, run_, rk: dict) -> dict:
     """The per-cell arrays as numpy, under short names."""
     ph = th.phases
-    e0 = np.asarray(models.e0_freq)
+    e0 = np.asarray(problems.e0_freq)
     out = {
         "lr": np.asarray(lr), "e0_freq": e0, "applicable": np.asarray(ph.applicable),
         "reason": np.asarray(ph.reason), "t1_closed": np.asarray(ph.t1), "t2_closed": np.asarray(ph.t2),
@@ -267,13 +267,13 @@ def tolerance_frontier(c: dict, grid: Grid, tol: float) -> np.ndarray:
     return np.where(first_bad > 0, grid.lr[np.maximum(first_bad - 1, 0)], np.nan)
 
 
-def summarize(res: PhaseResults, grid: Grid, eps: float, tol: float) -> dict:
+def summarize(res: PhaseResults, grid: Grid, radius: float, tol: float) -> dict:
     c, ref = res.cells, res.reference
     q = np.broadcast_to(grid.q[None, :, None], grid.shape)
     inside, appl = q <= Q_BOUNDARY, c["applicable"]
     d_e = np.abs(c["e_freq_probe"] - c["e_freq_t2_closed"]).max(axis=-1)
     settled = (c["t2"] >= 0) & (c["t2"] <= c["t_window"])
-    gap_pred = 0.5 * eps**2 * (c["flow_e_freq"][..., 2] ** 2 - c["e0_freq"][..., 2] ** 2)
+    gap_pred = 0.5 * radius**2 * (c["flow_e_freq"][..., 2] ** 2 - c["e0_freq"][..., 2] ** 2)
     frontier = tolerance_frontier(c, grid, tol)
     lr_over_q = frontier / grid.q
     lr_over_q = lr_over_q[np.isfinite(lr_over_q) & (frontier < grid.lr[-1])]
@@ -316,7 +316,7 @@ def summarize(res: PhaseResults, grid: Grid, eps: float, tol: float) -> dict:
             "note": "settled: e~_0 changed sign (t2 observed) before the window [settle_bound, horizon]",
         },
         "adversarial_gap": {
-            "eps": eps,
+            "radius": radius,
             "equal_standard_risk": _stats(c["gap_equal_risk"]),
             "equal_standard_risk_minus_flow_drift_only": {
                 "all_lr": _stats(c["gap_equal_risk"] - gap_pred),
@@ -378,7 +378,7 @@ def table_notes(s: dict) -> list[str]:
                      f"{c['t2_equal']}, max relative |e~(t2) diff| {c['max_rel_e_freq_t2_diff']:.3g}")
     lines.append(f"settled: {st['cells_settled']}/{s['grid']['cells']} cells")
     eq = a["equal_standard_risk"]
-    lines.append(f"R_a(signGD) - R_a(GD at equal R_s), eps = {a['eps']:.4g}: min {eq['min']:.4g}, median "
+    lines.append(f"R_a(signGD) - R_a(GD at equal R_s), eps = {a['radius']:.4g}: min {eq['min']:.4g}, median "
                  f"{eq['median']:.4g}, max {eq['max']:.4g}")
     lines.append(f"paper cell q = {r['q']:g}, lr = {r['lr']:g}: t1 {r['t1']} (closed {r['t1_closed']}), t2 {r['t2']} "
                  f"(closed {r['t2_closed']}), final e~_2 {r['e2_final']:.4g} vs flow {_text(r['flow_e2'], '.6g')} "
@@ -437,7 +437,7 @@ def _contours(ax, colorbar, q, lr, values, levels, color: str, style: str) -> No
         colorbar.add_lines(cs)
 
 
-def plot_phase_diagram(path: str, grid: Grid, c: dict, tol: float, eps: float, sigma0: float) -> None:
+def plot_phase_diagram(path: str, grid: Grid, c: dict, tol: float, radius: float, sigma0: float) -> None:
     """One row per init scale: (a) final ``e~_2`` (black contours) with the
     sign flow's (red dashed, same levels, marked on the colour bar); (b) ``|final - flow| / lr`` with
     the ``tol`` frontier of the relative error (one monotone staircase, first
@@ -447,10 +447,10 @@ def plot_phase_diagram(path: str, grid: Grid, c: dict, tol: float, eps: float, s
     import matplotlib.pyplot as plt
 
     with plt.rc_context(FIGURE_STYLE):
-        _draw_phase_diagram(plt, path, grid, c, tol, eps, sigma0)
+        _draw_phase_diagram(plt, path, grid, c, tol, radius, sigma0)
 
 
-def _draw_phase_diagram(plt, path, grid, c, tol, eps, sigma0) -> None:
+def _draw_phase_diagram(plt, path, grid, c, tol, radius, sigma0) -> None:
     from matplotlib.colors import Normalize
 
     from sims.common.plotting import save_figure
@@ -493,8 +493,8 @@ def _draw_phase_diagram(plt, path, grid, c, tol, eps, sigma0) -> None:
         gap = c["gap_equal_risk"][row]
         m = ax.pcolormesh(qe, le, np.ma.masked_invalid(gap).T, cmap="magma_r",
                           norm=Normalize(np.nanmin(gap), np.nanmax(gap)))
-        cb = fig.colorbar(m, ax=ax, label=f"R_a(signGD) - R_a(GD), eps = {eps:.3g}")
-        gap_flow = 0.5 * eps**2 * (flow_e2**2 - e20**2)
+        cb = fig.colorbar(m, ax=ax, label=f"R_a(signGD) - R_a(GD), eps = {radius:.3g}")
+        gap_flow = 0.5 * radius**2 * (flow_e2**2 - e20**2)
         _contours(ax, cb, grid.q, grid.lr, gap_flow, _levels(gap), "deepskyblue", "--")
         _axes(ax, qe, le, f"(c) R_a gap to GD (blue: flow){suffix}")
     fig.suptitle(f"population signGD, spectrum (sigma_0, sigma_0 sqrt(q), 0), sigma_0 = {sigma0:g}")

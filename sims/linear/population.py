@@ -27,14 +27,14 @@ import numpy as np
 import optax
 
 from sims.common.optimizers import make_optimizer
-from theory.signal import SignalModel, dct_basis
+from theory.signal import Problem, dct_basis
 
 Array = jax.Array
 
 
 def population_run(
     name: str,
-    model: SignalModel,
+    problem: Problem,
     lr: Array,
     grid: Sequence[int],
     hparams: Mapping[str, Any] | None = None,
@@ -55,12 +55,12 @@ def population_run(
       ``(len(grid), d)`` weights in frequency coordinates at the grid steps.
     """
     grid = np.asarray(grid, np.int64)
-    d, dtype = model.dim, model.spectrum.dtype
+    d, dtype = problem.dim, problem.spectrum.dtype
     c = dct_basis(d, dtype)
-    s2 = jnp.square(model.spectrum)
+    s2 = jnp.square(problem.spectrum)
     opt = make_optimizer(name, lr, **dict(hparams or {}))
 
-    w_star = c.T @ model.w_star_freq
+    w_star = c.T @ problem.w_star_freq
 
     def step(_, carry):
         e, state = carry
@@ -72,6 +72,6 @@ def population_run(
         carry = jax.lax.fori_loop(0, length, step, carry)
         return carry, c @ carry[0]
 
-    e0 = c.T @ model.e0_freq
+    e0 = c.T @ problem.e0_freq
     _, e_freq = jax.lax.scan(segment, (e0, opt.init(e0)), jnp.asarray(np.diff(grid), jnp.int32))
-    return model.w_star_freq + jnp.concatenate([model.e0_freq[None], e_freq])
+    return problem.w_star_freq + jnp.concatenate([problem.e0_freq[None], e_freq])

@@ -32,7 +32,7 @@ from theory.gd import gd_error, gd_error_quadratic
 from theory.online_ode import online_signgd_ode
 from theory.quadratic import Quadratic, population_quadratic
 from theory.sign_flow import sign_flow, sign_flow_error
-from theory.signal import SignalModel, make_model
+from theory.signal import Problem, make_problem
 
 #: The formula behind each (optimizer, gradient mode); ``fixed`` is always ``fixed_set``.
 THEORY_NAMES = {
@@ -100,7 +100,7 @@ def _compiled(name: str, batch_size: int, per_seed: bool):
 def predict(
     name: str,
     mode: str,
-    model: SignalModel,
+    problem: Problem,
     lr: float,
     steps: np.ndarray,
     *,
@@ -128,13 +128,13 @@ def predict(
     theory = "fixed_set" if mode == "fixed" else THEORY_NAMES[(name, mode)]
     if mode == "fixed" and label_noise > 0:
         return Prediction(theory, None, False, "label noise moves the training set's minimiser off w*", 0.0)
-    top = lr * float(np.max(np.square(np.asarray(model.spectrum, np.float64))))
+    top = lr * float(np.max(np.square(np.asarray(problem.spectrum, np.float64))))
     if name == "gd" and not 0 < top < 2:
         return Prediction(theory, None, False, f"GD diverges: lr * max(spectrum^2) = {top:.4g} >= 2", 0.0)
     hp = {k: float(v) for k, v in {**DEFAULT_HYPERPARAMS[name], **dict(hparams or {})}.items()}
     t0 = time.perf_counter()
     with jax.enable_x64(True):
-        m64 = make_model(*(np.asarray(v, np.float64) for v in model))
+        m64 = make_problem(*(np.asarray(v, np.float64) for v in problem))
         tau = jnp.asarray(np.asarray(steps, np.float64) * lr)
         pop = population_quadratic(m64)
         if mode == "fixed":
@@ -175,10 +175,10 @@ def fixed_set_hessians(oracle: Any, keys: jax.Array, spectrum: np.ndarray) -> np
     return h
 
 
-def gd_population_error(model: SignalModel, lr: float, steps: np.ndarray) -> np.ndarray:
+def gd_population_error(problem: Problem, lr: float, steps: np.ndarray) -> np.ndarray:
     """GD's exact population ``e~`` on the grid, in float64 (THEORY.md section 3)."""
     with jax.enable_x64(True):
-        m64 = make_model(*(np.asarray(v, np.float64) for v in model))
+        m64 = make_problem(*(np.asarray(v, np.float64) for v in problem))
         return np.asarray(gd_error(m64, lr)(jnp.asarray(steps, jnp.float64)), np.float64)
 
 
@@ -223,7 +223,7 @@ def _compiled_many(name: str, rtol: float, atol: float):
 
 def predict_many(
     name: str,
-    models: SignalModel,
+    problems: Problem,
     lr: float,
     steps: np.ndarray,
     *,
@@ -252,7 +252,7 @@ def predict_many(
     hp = {k: float(v) for k, v in {**DEFAULT_HYPERPARAMS[name], **dict(hparams or {})}.items()}
     t0 = time.perf_counter()
     with jax.enable_x64(True):
-        m64 = SignalModel(*(jnp.asarray(np.asarray(v, np.float64)) for v in models))
+        m64 = Problem(*(jnp.asarray(np.asarray(v, np.float64)) for v in problems))
         quads = jax.vmap(population_quadratic)(m64)
         tau = jnp.asarray(np.asarray(steps, np.float64) * lr)
         e, ok = _compiled_many(name, float(rtol), float(atol))(
@@ -263,7 +263,7 @@ def predict_many(
     # The sign flow is exact up to its last breakpoint and NaN after it: finite on the grid is applicable.
     ok = finite if name == "signgd" else ok & finite
     if name == "gd":  # the closed form of an unstable lr is a number, not a prediction
-        top = lr * np.max(np.square(np.asarray(models.spectrum, np.float64)), axis=-1)
+        top = lr * np.max(np.square(np.asarray(problems.spectrum, np.float64)), axis=-1)
         ok = ok & (top > 0) & (top < 2)
     reason = "" if ok.all() else {
         "closed_form": "GD diverges: lr * max(spectrum^2) >= 2",

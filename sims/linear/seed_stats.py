@@ -59,7 +59,7 @@ import numpy as np
 from sims.linear.engine import SEED_MULTIPLE, Simulation, seed_keys, simulate_seeds_last
 from sims.linear.metrics import DIVERGENCE_FACTOR, observed_signgd_phases
 from theory.risks import adversarial_risk_l2, standard_risk, weight_norm
-from theory.signal import SignalModel
+from theory.signal import Problem
 
 Array = jax.Array
 
@@ -157,7 +157,7 @@ def chunk_size(n_seeds: int, steps: int, k: int, d: int, itemsize: int = 4, n_de
 
 
 @functools.partial(jax.jit, static_argnames=("phase_index", "n_dense"))
-def _reduce_chunk(w: Array, valid: Array, model: SignalModel, eps, phase_index: int = -1, n_dense: int = 0):
+def _reduce_chunk(w: Array, valid: Array, problem: Problem, radius, phase_index: int = -1, n_dense: int = 0):
     """Reduces one chunk's records ``w`` ``(T, k, d, S)`` over its kept seeds.
 
     ``valid``: ``(S,)``, False for padding. Returns the partials of ``e~`` and
@@ -165,10 +165,10 @@ def _reduce_chunk(w: Array, valid: Array, model: SignalModel, eps, phase_index: 
     ``(k, S)``, the final weights ``(k, d, S)`` and the dense signGD errors.
     """
     w_last = jnp.moveaxis(w, 2, -1)  # (T, k, S, d): XLA fuses the transpose into the consumers
-    r_s = standard_risk(w_last, model)  # (T, k, S)
-    curves = (r_s, weight_norm(w_last), adversarial_risk_l2(w_last, model, eps))
+    r_s = standard_risk(w_last, problem)  # (T, k, S)
+    curves = (r_s, weight_norm(w_last), adversarial_risk_l2(w_last, problem, radius))
     # sims.linear.metrics.diverged, on the seed-last layout.
-    reference = jnp.maximum(standard_risk(model.w0_freq, model), standard_risk(jnp.zeros_like(model.w0_freq), model))
+    reference = jnp.maximum(standard_risk(problem.w0_freq, problem), standard_risk(jnp.zeros_like(problem.w0_freq), problem))
     finite = jnp.all(jnp.isfinite(w), axis=(0, 2))  # (k, S)
     blown = jnp.max(jnp.where(jnp.isfinite(r_s), r_s, jnp.inf), axis=0) > DIVERGENCE_FACTOR * reference
     div = ~finite | blown
@@ -183,9 +183,9 @@ def _reduce_chunk(w: Array, valid: Array, model: SignalModel, eps, phase_index: 
         hi = jnp.max(jnp.where(mask, x, -jnp.inf), axis=-1)
         return mean, m2, lo, hi
 
-    e = w - model.w_star_freq[None, None, :, None]
+    e = w - problem.w_star_freq[None, None, :, None]
     band = lambda mask: jnp.sqrt(jnp.sum(jnp.where(mask[None, None, :, None], jnp.square(e), 0), axis=2))
-    irrelevant = model.spectrum == 0
+    irrelevant = problem.spectrum == 0
     parts = {"e_freq": moments(e, keep[None, :, None, :]), "abs_e_freq": moments(jnp.abs(e), keep[None, :, None, :]),
              "relevant_norm": moments(band(~irrelevant), keep[None]),
              "irrelevant_norm": moments(band(irrelevant), keep[None])}
@@ -234,11 +234,11 @@ def dense_prefix(grid) -> int:
 
 def simulate_stats(
     sim: Simulation,
-    model: SignalModel,
+    problem: Problem,
     base_seed: int,
     n_seeds: int,
     grid,
-    eps,
+    radius,
     *,
     chunk_seeds: Optional[int] = None,
     devices: Optional[Sequence[jax.Device]] = None,
@@ -255,7 +255,7 @@ def simulate_stats(
       base_seed: seed ``i`` uses ``fold_in(key(base_seed), i)``.
       n_seeds: number of seeds.
       grid: record steps (starts at 0).
-      eps: the l2 budget of ``R_a``.
+      radius: the l2 budget of ``R_a``.
       chunk_seeds: seeds per chunk; default :func:`chunk_size` of ``budget``.
         Results do not depend on it (beyond float32 summation order in the
         statistics, see the module docstring).
@@ -275,9 +275,9 @@ def simulate_stats(
         raise ValueError(f"n_seeds must be >= 1, got {n_seeds}")
     devices = tuple(devices if devices is not None else jax.devices())
     grid = np.asarray(grid)
-    k, d = len(sim.names), model.dim
+    k, d = len(sim.names), problem.dim
     if chunk_seeds is None:
-        chunk_seeds = chunk_size(n_seeds, len(grid), k, d, jnp.dtype(model.spectrum.dtype).itemsize,
+        chunk_seeds = chunk_size(n_seeds, len(grid), k, d, jnp.dtype(problem.spectrum.dtype).itemsize,
                                  len(devices), budget)
     if chunk_seeds < 1:
         raise ValueError(f"chunk_seeds must be >= 1, got {chunk_seeds}")
@@ -286,10 +286,10 @@ def simulate_stats(
         if d != 3 or "signgd" not in sim.names:
             raise ValueError("phases need d = 3 and an optimizer named 'signgd'")
         phase_index, n_dense = sim.names.index("signgd"), dense_prefix(grid)
-    spectrum = np.asarray(model.spectrum, np.float64)
+    spectrum = np.asarray(problem.spectrum, np.float64)
 
     totals: dict[str, Optional[_Partial]] = {name: None for name in ERRORS + CURVES}
-    w_final = np.empty((n_seeds, k, d), model.spectrum.dtype)
+    w_final = np.empty((n_seeds, k, d), problem.spectrum.dtype)
     div_all = np.empty((n_seeds, k), bool)
     obs = {name: np.full(n_seeds, np.nan) for name in ("t1", "t2", "irrelevant_drift")} if phases else None
     steps = None
@@ -300,12 +300,12 @@ def simulate_stats(
         base, n_chunk = start * int(grid[-1]), stop - start
         report = None if progress is None else (
             lambda done, total, base=base, n_chunk=n_chunk: progress(base + n_chunk * done, n_seeds * total))
-        out = simulate_seeds_last(sim, model, seed_keys(idx, base_seed), grid, chunks=PROGRESS_CALLS,
+        out = simulate_seeds_last(sim, problem, seed_keys(idx, base_seed), grid, chunks=PROGRESS_CALLS,
                                   devices=devices, block=block, progress=report)
         steps = out.steps
         valid = np.zeros(out.w_freq.shape[-1], bool)
         valid[: stop - start] = True
-        count, parts, div, last, dense = _reduce_chunk(out.w_freq, jnp.asarray(valid), model, eps,
+        count, parts, div, last, dense = _reduce_chunk(out.w_freq, jnp.asarray(valid), problem, radius,
                                                        phase_index=phase_index, n_dense=n_dense)
         del out
         for name, part in parts.items():
@@ -366,13 +366,13 @@ def sample_seeds(keep: np.ndarray, n_samples: int) -> np.ndarray:
 
 
 @functools.partial(jax.jit, static_argnames=("attack", "pgd"))
-def _sample_losses(key, first, w, model, eps, attack: str, pgd: tuple):
+def _sample_losses(key, first, w, problem, radius, attack: str, pgd: tuple):
     """Per-sample losses ``(B, k)``: sample ``first + b`` from ``fold_in(key, first + b)``
     attacks ``w[b]`` ``(B, k, d)``, each optimizer with the same sample."""
     from sims.linear.attacks import monte_carlo_risk
 
     def one(j, wj):
-        return monte_carlo_risk(jax.random.fold_in(key, j), wj, model, eps, 1, attack, **dict(pgd)).mean
+        return monte_carlo_risk(jax.random.fold_in(key, j), wj, problem, radius, 1, attack, **dict(pgd)).mean
 
     return jax.vmap(one)(first + jnp.arange(w.shape[0], dtype=jnp.uint32), w)
 
@@ -381,8 +381,8 @@ def attack_check(
     key: Array,
     w_final: np.ndarray,
     keep: np.ndarray,
-    model: SignalModel,
-    eps,
+    problem: Problem,
+    radius,
     n_samples: int,
     attack: str = "worst_l2",
     batch: int = 4096,
@@ -398,7 +398,7 @@ def attack_check(
       key: PRNG key of the test data (disjoint from the seeds' streams).
       w_final: ``(seeds, k, d)`` final weights; ``keep``: ``(seeds, k)``.
       model: the signal model.
-      eps: l2 budget.
+      radius: l2 budget.
       n_samples: ``N`` (at least 2).
       attack: one of :data:`sims.linear.attacks.ATTACKS`.
       batch: samples per compiled call (memory bound; results do not depend on it).
@@ -415,19 +415,19 @@ def attack_check(
     w_used = np.asarray(w_final)[which, np.arange(k)[None, :]]  # (N, k, d)
     batch = min(batch, n_samples)
     pgd = tuple(sorted(pgd_kwargs.items()))
-    dtype = model.spectrum.dtype
+    dtype = problem.spectrum.dtype
     losses = []
     for first in range(0, n_samples, batch):
         w = np.zeros((batch,) + w_used.shape[1:], dtype)
         part = w_used[first : first + batch]
         w[: len(part)] = part
-        got = _sample_losses(key, jnp.uint32(first), jnp.asarray(w), model, eps, attack, pgd)
+        got = _sample_losses(key, jnp.uint32(first), jnp.asarray(w), problem, radius, attack, pgd)
         losses.append(np.asarray(got, np.float64)[: len(part)])
     loss = np.concatenate(losses)  # (N, k)
     mean = loss.mean(axis=0)
     std = loss.std(axis=0, ddof=1)
     half = 1.96 * std / math.sqrt(n_samples)
-    closed = np.asarray(adversarial_risk_l2(jnp.asarray(w_used), model, eps), np.float64).mean(axis=0)
+    closed = np.asarray(adversarial_risk_l2(jnp.asarray(w_used), problem, radius), np.float64).mean(axis=0)
     none = ~keep.any(axis=0)
     nan = lambda x: np.where(none.reshape((-1,) + (1,) * (x.ndim - 1)), np.nan, x)
     return AttackEstimate(nan(mean), nan(np.stack([mean - half, mean + half], -1)), nan(std), nan(closed), n_samples)

@@ -29,7 +29,7 @@ import numpy as np
 
 from sims.linear.metrics import mean_std, risk_curves
 from sims.linear.predictions import BatchPrediction, predict_many
-from theory.signal import SignalModel, irrelevant_mask
+from theory.signal import Problem, irrelevant_mask
 
 #: Optimizers with a prediction here (GD's closed form is the sweep's ``gd_closed_form``).
 PREDICTED = ("signgd", "adam", "rmsprop")
@@ -54,7 +54,7 @@ class PointPrediction(NamedTuple):
     reason: str
 
 
-def solve_predictions(configs: Sequence[tuple], models: Sequence[SignalModel], names: Sequence[str], lr: float,
+def solve_predictions(configs: Sequence[tuple], problems: Sequence[Problem], names: Sequence[str], lr: float,
                       grid: np.ndarray, hparams: Mapping[str, Mapping]) -> tuple[dict, dict]:
     """Predictions of every configuration, one vmapped solve per optimizer and dimension.
 
@@ -73,8 +73,8 @@ def solve_predictions(configs: Sequence[tuple], models: Sequence[SignalModel], n
     seconds = {}
     for d in sorted({c[0] for c in configs}):
         group = [i for i, c in enumerate(configs) if c[0] == d]
-        sizes = [len(models[i].spectrum) for i in group]
-        stacked = SignalModel(*(np.concatenate([np.asarray(models[i][j], np.float64) for i in group])
+        sizes = [len(problems[i].spectrum) for i in group]
+        stacked = Problem(*(np.concatenate([np.asarray(problems[i][j], np.float64) for i in group])
                                 for j in range(3)))
         for name in names:
             p: BatchPrediction = predict_many(name, stacked, lr, grid, hparams=hparams.get(name, {}))
@@ -101,7 +101,7 @@ def _stats(values: np.ndarray, keep: np.ndarray) -> dict:
     return {"mean": float(v.mean()), "std": float(v.std()), "max": float(v.max())}
 
 
-def compare(w_sim: np.ndarray, kept: np.ndarray, pred: PointPrediction, models: SignalModel, eps: float) -> dict:
+def compare(w_sim: np.ndarray, kept: np.ndarray, pred: PointPrediction, problems: Problem, radius: float) -> dict:
     """Predicted final values of one point and their distance from the simulation.
 
     Args:
@@ -109,7 +109,7 @@ def compare(w_sim: np.ndarray, kept: np.ndarray, pred: PointPrediction, models: 
       kept: ``(targets,)`` bool, simulations that did not diverge.
       pred: the point's :class:`PointPrediction`.
       models: the point's targets' models (stacked).
-      eps: the l2 adversary budget.
+      radius: the l2 adversary budget.
 
     Returns:
       ``{theory, applicable (count), reason (None if all apply), predicted: {key: {mean, std}},
@@ -117,16 +117,16 @@ def compare(w_sim: np.ndarray, kept: np.ndarray, pred: PointPrediction, models: 
       target predicted, ``predicted`` and ``distance`` values are ``None``.
     """
     ok = pred.applicable
-    w_star = np.asarray(models.w_star_freq, np.float64)
-    spectrum = np.asarray(models.spectrum, np.float64)
+    w_star = np.asarray(problems.w_star_freq, np.float64)
+    spectrum = np.asarray(problems.spectrum, np.float64)
     e_pred = np.where(ok[:, None], np.nan_to_num(pred.e_freq[:, -1]), 0.0)
     w_pred = w_star + e_pred
-    curves = {k: np.asarray(v, np.float64) for k, v in risk_curves(jnp.asarray(w_pred), models, eps)._asdict().items()}
-    target = risk_curves(models.w_star_freq, models, eps)
+    curves = {k: np.asarray(v, np.float64) for k, v in risk_curves(jnp.asarray(w_pred), problems, radius)._asdict().items()}
+    target = risk_curves(problems.w_star_freq, problems, radius)
     curves["irrelevant_norm"] = _irrelevant_norm(e_pred, spectrum)
     curves["weight_norm_ratio"] = curves["weight_norm"] / np.asarray(target.weight_norm, np.float64)
     curves["adversarial_risk_ratio"] = curves["adversarial_risk"] / np.asarray(target.adversarial_risk, np.float64)
-    sim_ra = np.asarray(risk_curves(jnp.asarray(w_sim), models, eps).adversarial_risk, np.float64)
+    sim_ra = np.asarray(risk_curves(jnp.asarray(w_sim), problems, radius).adversarial_risk, np.float64)
     sim_irr = _irrelevant_norm(w_sim - w_star, spectrum)
     both = ok & kept
     with np.errstate(invalid="ignore", divide="ignore"):
