@@ -68,7 +68,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 from sims.linear.engine import make_simulation, seed_keys, simulate  # noqa: E402
 from sims.common.optimizers import OPTIMIZERS, make_optimizer  # noqa: E402
 from sims.linear.oracles import make_oracle  # noqa: E402
-from sims.linear.recording import log_grid  # noqa: E402
+from sims.linear.recording import log_steps  # noqa: E402
 from theory.signal import PaperTraining, paper_problem  # noqa: E402
 
 MODEL = paper_problem()
@@ -244,7 +244,7 @@ def bench_scale(mode: str, seeds: int, steps: int) -> dict:
     """4 optimizers, ``seeds`` x ``steps``, log-grid records; peak RSS."""
     oracle = MODES["online-wishart" if mode == "online" else "population"]()
     sim = make_simulation({n: make_optimizer(n, TRAIN.lr) for n in OPTIMIZERS}, oracle)
-    grid = log_grid(steps, 300)
+    grid = log_steps(steps, 300)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     last = [t0]

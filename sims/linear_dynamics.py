@@ -29,7 +29,7 @@ from sims.common.optimizers import DEFAULT_HYPERPARAMS, OPTIMIZERS, make_optimiz
 from sims.linear.oracles import make_oracle
 from sims.common.plotting import LABELS, Band, plot_error_dynamics, plot_risks
 from sims.linear.predictions import Prediction, fixed_set_hessians, predict
-from sims.linear.recording import log_grid
+from sims.linear.recording import log_steps
 from sims.linear.sampling import SAMPLERS
 from sims.linear.seed_stats import CURVES, ERRORS, MEMORY_BUDGET, Moments, attack_check, simulate_stats
 from theory.gd import gd_is_stable, gd_max_stable_lr
@@ -147,7 +147,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def record_grid(steps: int, points: int, dense_until: int) -> np.ndarray:
     """Log-spaced points, plus every step up to ``dense_until``."""
     dense = np.arange(0, min(steps, dense_until) + 1)
-    return np.union1d(log_grid(steps, points), dense).astype(np.int64)
+    return np.union1d(log_steps(steps, points), dense).astype(np.int64)
 
 
 def signgd_theory(problem: Problem, lr: float) -> dict:

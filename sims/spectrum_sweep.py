@@ -54,7 +54,7 @@ from sims.linear.metrics import diverged, mean_std, risk_curves
 from sims.common.optimizers import DEFAULT_HYPERPARAMS, OPTIMIZERS, make_optimizer
 from sims.linear.oracles import make_oracle
 from sims.linear.population import population_run
-from sims.linear.recording import log_grid
+from sims.linear.recording import log_steps
 from sims.linear.sampling import SAMPLERS
 from sims.linear.sweep_study import FLOW_CAVEAT, PREDICTED, PointPrediction, compare, solve_predictions, transpose
 from theory.gd import gd_error, gd_is_stable, gd_max_stable_lr
@@ -260,7 +260,7 @@ def run_sweep(points: Sequence[SweepPoint], make, keys, args) -> list[SweepRuns]
     Points of different axes that share a configuration (the default point
     lies on all three axes) run once.
     """
-    grid = log_grid(args.steps, DIVERGENCE_POINTS)
+    grid = log_steps(args.steps, DIVERGENCE_POINTS)
     config = lambda p: (p.dim, p.alpha, p.cutoff)
     runs: dict = {}
     dims = sorted({p.dim for p in points})
@@ -373,7 +373,7 @@ def run(args, t_start: float) -> int:
     t_sim = time.perf_counter()
     optimizers = {n: make_optimizer(n, args.lr, **args.hparams.get(n, {})) for n in args.optimizers}
     oracle = make_oracle(mode, problem.spectrum, args.batch_size, args.sampler)
-    grid = log_grid(args.steps, args.record_points)
+    grid = log_steps(args.steps, args.record_points)
     cli.stage(f"compiling and running the dynamics (d = {args.dim}, {args.steps} steps)", args.quiet)
     with cli.Progress("dynamics", int(grid[-1]), args.quiet) as progress:
         traj = simulate(make_simulation(optimizers, oracle), problem, seed_keys(args.seeds, args.seed), grid,

@@ -32,7 +32,7 @@ from sims.linear import engine
 from sims.linear.engine import MAX_SEGMENT, auto_block, make_simulation, seed_keys, simulate, split_gaps
 from sims.common.optimizers import OPTIMIZERS, make_optimizer
 from sims.linear.oracles import GradientOracle, make_oracle
-from sims.linear.recording import every_k, log_grid
+from sims.linear.recording import every_k, log_steps
 from theory.gd import gd_error
 from theory.signal import dct_basis, make_problem, paper_problem
 
@@ -86,7 +86,7 @@ def test_grid_chunks_and_block_do_not_change_values(kind):
 
 def test_records_start_at_w0_and_follow_the_grid():
     sim = make_simulation(OPTS, _oracle("population"))
-    grid = log_grid(100_000, 20)
+    grid = log_steps(100_000, 20)
     calls = []
     traj = simulate(sim, _model(), seed_keys(3), grid, chunks=4, progress=lambda done, total: calls.append((done, total)))
     assert traj.names == tuple(OPTIMIZERS)

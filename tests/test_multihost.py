@@ -30,12 +30,12 @@ def _config():
     from sims.linear.engine import make_simulation
     from sims.common.optimizers import OPTIMIZERS, make_optimizer
     from sims.linear.oracles import make_oracle
-    from sims.linear.recording import log_grid
+    from sims.linear.recording import log_steps
     from theory.signal import paper_problem
 
     problem = paper_problem()
     sim = make_simulation({n: make_optimizer(n, 0.01) for n in OPTIMIZERS}, make_oracle("online", problem.spectrum, 5000))
-    return sim, problem, log_grid(STEPS, 12)
+    return sim, problem, log_steps(STEPS, 12)
 
 
 def _worker(port: int, process_id: int, out: str) -> None:

@@ -28,7 +28,7 @@ def _cases():
     from sims.linear.engine import make_simulation
     from sims.common.optimizers import OPTIMIZERS, make_optimizer
     from sims.linear.oracles import make_oracle
-    from sims.linear.recording import log_grid
+    from sims.linear.recording import log_steps
     from theory.signal import paper_problem
 
     problem = paper_problem()
@@ -40,7 +40,7 @@ def _cases():
         "fixed": make_oracle("fixed", problem.spectrum, 50),
         "explicit": make_oracle("online", problem.spectrum, 20, "explicit"),
     }
-    return problem, {k: make_simulation(opts, oracles[k]) for k in KINDS}, log_grid(500, 12)
+    return problem, {k: make_simulation(opts, oracles[k]) for k in KINDS}, log_steps(500, 12)
 
 
 def _sharded(out: str) -> None:

@@ -26,7 +26,7 @@ import pytest
 from sims.linear.engine import make_simulation, seed_keys, simulate
 from sims.common.optimizers import make_optimizer
 from sims.linear.oracles import make_oracle
-from sims.linear.recording import log_grid
+from sims.linear.recording import log_steps
 from theory import gd, risks, signgd
 from theory.signal import PaperTraining, paper_problem
 
@@ -38,7 +38,7 @@ KAPPA3 = 6 * 3 * BETA3 + (4 * 3**1.5 + 5) * U
 @pytest.fixture(scope="module")
 def run():
     problem, hp = paper_problem(), PaperTraining()
-    grid = log_grid(hp.steps, 20)
+    grid = log_steps(hp.steps, 20)
     names = ("gd", "signgd")
     sim = make_simulation({n: make_optimizer(n, hp.lr) for n in names}, make_oracle("population", problem.spectrum))
     tr = simulate(sim, problem, seed_keys(1), grid)

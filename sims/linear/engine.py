@@ -77,7 +77,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from sims.linear.oracles import GradientOracle
-from sims.linear.recording import check_grid
+from sims.linear.recording import check_record_steps
 from sims.common.optimizers import OPTIMIZERS
 from sims.linear.sampling import UNROLL_MAX_ENTRIES, key_words, threefry_slots
 from theory.signal import Problem
@@ -426,7 +426,7 @@ def split_gaps(grid, max_segment: int = MAX_SEGMENT) -> Segments:
     """
     if not 1 <= max_segment <= MAX_SEGMENT:
         raise ValueError(f"max_segment must be in [1, {MAX_SEGMENT}], got {max_segment}")
-    gaps = np.diff(check_grid(grid))  # int64
+    gaps = np.diff(check_record_steps(grid))  # int64
     counts = -(-gaps // max_segment)  # ceil
     lengths = np.full(int(counts.sum()), max_segment, np.int64)
     ends = np.cumsum(counts) - 1  # index of each gap's last segment
@@ -467,7 +467,7 @@ def simulate_seeds_last(
 ) -> SeedsLast:
     """:func:`simulate`, returning the records in the engine's seed-last layout
     (no transpose, no copy to the host); arguments as for :func:`simulate`."""
-    grid = check_grid(grid)
+    grid = check_record_steps(grid)
     if block is not None and block < 1:
         raise ValueError(f"block must be >= 1, got {block}")
     seg = split_gaps(grid, max_segment)

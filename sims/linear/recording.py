@@ -22,7 +22,7 @@ def every_k(steps: int, k: int) -> np.ndarray:
     return np.union1d(np.arange(0, steps + 1, k), [steps]).astype(np.int64)
 
 
-def log_grid(steps: int, points: int = 300) -> np.ndarray:
+def log_steps(steps: int, points: int = 300) -> np.ndarray:
     """About ``points`` steps, log-spaced from 1 to ``steps``, plus 0.
 
     Every step below the point where log spacing gets finer than 1 is kept,
@@ -36,7 +36,7 @@ def log_grid(steps: int, points: int = 300) -> np.ndarray:
     return np.concatenate([[0], grid])
 
 
-def check_grid(grid) -> np.ndarray:
+def check_record_steps(grid) -> np.ndarray:
     """Validates a grid: 1-D integers, starting at 0, strictly increasing."""
     grid = np.asarray(grid)
     if grid.ndim != 1 or grid.size == 0 or not np.issubdtype(grid.dtype, np.integer):
