@@ -178,7 +178,7 @@ def ratios(rows: list[dict]) -> dict:
     return out
 
 
-def profile_pieces(seeds: int = 1024, steps: int = 1024, block: int = 8, repeats: int = 3) -> dict:
+def profile_pieces(seeds: int = 1024, steps: int = 1024, draw_steps: int = 8, repeats: int = 3) -> dict:
     """Times the pieces of the online step (engine internals), ns per seed-step.
 
     A seed-step is one step of all four optimizers for one seed (4
@@ -192,10 +192,10 @@ def profile_pieces(seeds: int = 1024, steps: int = 1024, block: int = 8, repeats
     oracle = MODES["online-wishart"]()
     pop = MODES["population"]()
     sim = make_simulation({n: make_optimizer(n, TRAIN.lr) for n in OPTIMIZERS}, oracle)
-    plan = E._make_plan(sim, MODEL, block)
+    plan = E._make_plan(sim, MODEL, draw_steps)
     state = jax.jit(lambda k: E._init(plan, k))(seed_keys(seeds))
-    offsets = jnp.arange(block, dtype=jnp.uint32)[:, None]
-    blocks = steps // block
+    offsets = jnp.arange(draw_steps, dtype=jnp.uint32)[:, None]
+    calls = steps // draw_steps
 
     def timed(fn):
         f = jax.jit(fn)
@@ -208,18 +208,18 @@ def profile_pieces(seeds: int = 1024, steps: int = 1024, block: int = 8, repeats
         return round(min(walls) / (seeds * steps) * 1e9, 2)
 
     def keys_of(s, r):
-        return fold_in_words(s.stream[:, None, :], r.astype(jnp.uint32) * block + offsets)
+        return fold_in_words(s.stream[:, None, :], r.astype(jnp.uint32) * draw_steps + offsets)
 
     def keys_only(s):
         body = lambda r, acc: acc ^ jnp.bitwise_xor(*keys_of(s, r)).sum()
-        return jax.lax.fori_loop(0, blocks, body, jnp.uint32(0))
+        return jax.lax.fori_loop(0, calls, body, jnp.uint32(0))
 
     def keys_and_draws(s):  # keys carried, as in the engine
         def body(r, c):
             acc, kw = c
             d = oracle.draw(kw)
             return acc + d.diag.sum() + d.below.sum(), keys_of(s, r + 1)
-        return jax.lax.fori_loop(0, blocks, body, (0.0, keys_of(s, jnp.int32(0))))[0]
+        return jax.lax.fori_loop(0, calls, body, (0.0, keys_of(s, jnp.int32(0))))[0]
 
     kw0 = keys_of(state, jnp.int32(0))
     stats = jax.tree.map(lambda x: x[..., 0, :], jax.jit(oracle.draw)(kw0))
@@ -230,7 +230,7 @@ def profile_pieces(seeds: int = 1024, steps: int = 1024, block: int = 8, repeats
     full = lambda s: E._run_steps(plan, s, jnp.int32(steps)).e
     return {
         "seeds": seeds,
-        "block": block,
+        "draw_steps": draw_steps,
         "unit": "ns per seed-step (4 optimizers)",
         "step_keys_fold_in": timed(keys_only),
         "step_keys_and_wishart_draws": timed(keys_and_draws),

@@ -2,11 +2,12 @@
 
 Calls :func:`sims.linear.seed_stats.simulate_stats` and the fixed-budget
 :func:`sims.linear.seed_stats.attack_check` directly, with the main job's defaults
-(the paper's model, online batches of n = 5000, lr 0.01, all four
-optimizers, a log grid of 300 points plus every step up to the signGD
-closed form's ``2 t2 + 10``, eps = sqrt 2, 10 000 test samples, PGD 20 steps
-of eps/2 from 4 random starts), and records the wall time, the simulation
-time and the peak resident memory (``resource.getrusage``):
+(:class:`sims.linear.dynamics_study.Config`: the paper's problem, online batches
+of n = 5000, lr 0.01, all four optimizers, 300 log-spaced record steps plus
+every step up to the signGD closed form's ``2 t2 + 10``, radius sqrt 2,
+10 000 test samples, PGD 20 steps of radius/2 from 4 random starts), and
+records the wall time, the simulation time and the peak resident memory
+(``resource.getrusage``):
 
     python benchmarks/bench_seeds.py --seeds 4096 --steps 50001
     python benchmarks/bench_seeds.py --seeds 100000 --steps 2001
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import resource
@@ -42,31 +42,28 @@ def main() -> None:
     import jax
     import numpy as np
 
-    from sims.linear.engine import make_simulation
-    from sims.linear_dynamics import PAPER, record_grid, signgd_theory
     from sims.common.optimizers import OPTIMIZERS, make_optimizer
+    from sims.linear import dynamics_study as study
+    from sims.linear.engine import make_simulation
     from sims.linear.oracles import make_oracle
     from sims.linear.seed_stats import attack_check, simulate_stats
-    from theory.signal import make_problem
+    from sims.common.streams import TEST_STREAM
 
-    problem = make_problem(*(jax.numpy.asarray(PAPER[k], jax.numpy.float32) for k in ("spectrum", "w_star", "w0")))
-    lr, radius = 0.01, math.sqrt(2.0)
-    sim = make_simulation({n: make_optimizer(n, lr) for n in OPTIMIZERS}, make_oracle("online", problem.spectrum, 5000))
-    sg = signgd_theory(problem, lr)
-    grid = record_grid(args.steps, 300, min(2 * sg["t2"] + 10, 20_000))
+    config = study.Config(steps=args.steps, seeds=args.seeds, test_samples=args.test_samples)
+    problem, lr, radius = config.problem(), config.lr, config.radius
+    sim = make_simulation({n: make_optimizer(n, lr) for n in OPTIMIZERS},
+                          make_oracle(config.gradient, problem.spectrum, config.batch_size))
+    record_steps = study.record_steps_for(config, study.signgd_theory(problem, lr))
 
     t_sim = time.perf_counter()
-    stats = simulate_stats(sim, problem, 0, args.seeds, grid, radius, phases=True)
+    stats = simulate_stats(sim, problem, config.seed, args.seeds, record_steps, radius, phases=True)
     t_sim = time.perf_counter() - t_sim
 
     t_att = time.perf_counter()
-    key = jax.random.fold_in(jax.random.key(0), 2**31 - 1)
+    key = jax.random.fold_in(jax.random.key(config.seed), TEST_STREAM)
     keep = ~stats.diverged
-    attacks = {
-        "worst_l2": attack_check(key, stats.w_final, keep, problem, radius, args.test_samples, "worst_l2"),
-        "pgd_l2": attack_check(key, stats.w_final, keep, problem, radius, args.test_samples, "pgd_l2", steps=20,
-                               step_size=radius / 2, restarts=4, random_start=True),
-    }
+    attacks = {a: attack_check(key, stats.w_final, keep, problem, radius, args.test_samples, a,
+                               **study.attack_kwargs(config, a)) for a in study.ATTACKS}
     t_att = time.perf_counter() - t_att
     wall = time.perf_counter() - t0
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -74,7 +71,7 @@ def main() -> None:
     entry = {
         "seeds": args.seeds,
         "steps": args.steps,
-        "record_points": len(grid),
+        "record_points": len(record_steps),
         "test_samples": args.test_samples,
         "wall_s": round(wall, 2),
         "simulate_stats_s": round(t_sim, 2),

@@ -30,7 +30,7 @@ README = os.path.join(ROOT, "README.md")
 
 #: block name -> (JSON relative to the repository, "module:function" rendering it).
 BLOCKS: dict[str, tuple[str, str]] = {
-    "main-table": ("figures/summary.json", "sims.linear_dynamics:readme_block"),
+    "main-table": ("figures/summary.json", "sims.linear.dynamics_study:readme_block"),
     "spectrum-sweep": ("figures/spectrum_summary.json", "sims.linear.sweep_study:readme_block"),
     "phase-diagram": ("figures/phase_summary.json", "sims.linear.phase_study:readme_block"),
     "deep": ("figures/deep_summary.json", "sims.deep.report:readme_block"),

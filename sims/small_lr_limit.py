@@ -1,6 +1,6 @@
 """How fast the discrete optimizers approach their small-learning-rate limits.
 
-    python sims/small_lr_limit.py            # both problems, both gradient modes
+    python sims/small_lr_limit.py            # both problems, both gradient sources
     python sims/small_lr_limit.py --help
 
 Runs signGD, Adam, RMSProp and GD at several learning rates to the same time
@@ -14,7 +14,6 @@ is :mod:`sims.linear.limits_study`.
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Optional, Sequence
 
@@ -24,7 +23,7 @@ from sims.linear import limits_study as study
 PROG = "small_lr_limit.py"
 SUMMARY = "small_lr_limit.json"
 FIGURE = "small_lr_limit.png"
-DEFAULTS = study.StudyConfig()
+C = study.Config
 MAX_STEPS = 1e8  # engine steps in all: about 10 minutes on 2 cores
 
 
@@ -33,34 +32,28 @@ def build_parser() -> cli.Parser:
         prog=PROG,
         description="signGD, Adam, RMSProp and GD against their small-learning-rate limits (sign flow, "
         "fixed-c ODEs, online averaged ODEs; THEORY.md section 8): |discrete - limit| against lr, "
-        "with fitted slopes.",
+        "with fitted slopes. GD runs with the population gradient only.",
     )
     a = p.add_argument
-    a("--lrs", type=cli.float_list, default=DEFAULTS.lrs,
-      help="learning rates, comma list (default: " + ",".join(f"{x:g}" for x in DEFAULTS.lrs) + ")")
-    a("--tau", type=cli.float_list, default=DEFAULTS.tau,
+    a("--lrs", type=cli.float_list, default=C.lrs,
+      help="learning rates, comma list (default: " + ",".join(f"{x:g}" for x in C.lrs) + ")")
+    a("--tau", type=cli.float_list, default=C.tau,
       help="horizon tau = lr t, one per problem of --problems or one for all; the irrelevant error must have "
-      "settled by tau / 2 (default: " + ",".join(f"{t:g}" for t in DEFAULTS.tau) + ")")
-    a("--seeds", type=cli.positive_int, default=DEFAULTS.seeds,
-      help=f"online seeds (default: {DEFAULTS.seeds}; the engine pads to 16 anyway)")
-    a("--seed", type=cli.nonnegative_int, default=0, help="base seed (default: 0)")
-    a("--batch-size", type=cli.positive_int, default=DEFAULTS.batch_size,
-      help=f"online batch n (default: {DEFAULTS.batch_size})")
-    a("--problems", type=cli.name_list(study.PROBLEMS), default=study.PROBLEMS,
+      "settled by tau / 2 (default: " + ",".join(f"{t:g}" for t in C.tau) + ")")
+    cli.add_seed_flags(p, C.seeds)
+    a("--batch-size", type=cli.positive_int, default=C.batch_size,
+      help=f"samples per batch, for --gradients online (default: {C.batch_size})")
+    a("--problems", type=cli.name_list(study.PROBLEMS), default=C.problems,
       help=f"comma list from {','.join(study.PROBLEMS)} (default: both)")
-    a("--modes", type=cli.name_list(study.MODES), default=study.MODES,
-      help=f"comma list from {','.join(study.MODES)} (default: both)")
-    a("--optimizers", type=cli.name_list(study.OPTIMIZERS), default=study.OPTIMIZERS,
-      help=f"comma list from {','.join(study.OPTIMIZERS)} (default: all; GD runs in population mode only)")
-    a("--out", default=cli.DEFAULT_OUT, help=f"output folder (default: {cli.DEFAULT_OUT}/; "
-      "the README's figure is refreshed with --out figures)")
-    a("--no-plots", action="store_true", help=f"write {SUMMARY} only")
-    a("--quiet", action="store_true", help="no stage lines on stderr")
+    a("--gradients", type=cli.name_list(study.GRADIENTS), default=C.gradients,
+      help="gradient sources, comma list from " + ",".join(study.GRADIENTS) + " (default: both)")
+    cli.add_optimizer_flags(p, study.OPTIMIZERS, hparams=False)
+    cli.add_output_flags(p, SUMMARY, x64=False)
     return p
 
 
 def validate(args) -> None:
-    """Cross-flag checks; raises :class:`cli.UsageError` naming the flag."""
+    """Cross-flag checks, then ``args.config``; raises :class:`cli.UsageError` naming the flag."""
     lrs = args.lrs
     if len(lrs) < 2:
         raise cli.UsageError("--lrs: needs at least 2 learning rates to fit a slope")
@@ -77,29 +70,21 @@ def validate(args) -> None:
         raise cli.UsageError("--tau: each must be > 0")
     if any(t / lr < 2 for t in args.tau for lr in lrs):
         raise cli.UsageError("--tau: needs tau / lr >= 2 steps at every learning rate")
-    steps = sum(t / lr for t in args.tau for lr in lrs) * len(args.modes)
+    steps = sum(t / lr for t in args.tau for lr in lrs) * len(args.gradients)
     if steps > MAX_STEPS:
         raise cli.UsageError(f"--tau: {steps:.3g} engine steps in all, more than {MAX_STEPS:.0e} "
                              "(about 10 minutes on 2 cores); raise the smallest --lrs or lower --tau")
-    if "online" in args.modes and args.optimizers == ("gd",):
-        raise cli.UsageError("--optimizers: GD alone has nothing to compare in online mode")
+    if "online" in args.gradients and args.optimizers == ("gd",):
+        raise cli.UsageError("--optimizers: GD alone has nothing to compare with the online gradient")
     cli.check_out_dir(args.out)
-
-
-def config_dict(args) -> dict:
-    return {"lrs": list(args.lrs), "tau": list(args.tau), "seeds": args.seeds, "seed": args.seed,
-            "batch_size": args.batch_size, "problems": list(args.problems), "modes": list(args.modes),
-            "optimizers": list(args.optimizers), "c1_adam": study.C1_ADAM, "c2_adam": study.C2_ADAM,
-            "c2_rmsprop": study.C2_RMSPROP, "powerlaw": study.POWERLAW, "dtype": "float64",
-            **cli.environment()}
+    args.config = cli.config_from(C, args)
 
 
 def run(args, t_start: float) -> int:
-    config = study.StudyConfig(tuple(args.lrs), tuple(args.tau), args.seeds, args.seed, args.batch_size,
-                               tuple(args.problems), tuple(args.modes), tuple(args.optimizers))
+    config = args.config
     results = study.run_study(config, progress=lambda msg: cli.stage(msg, args.quiet))
     t_study = time.perf_counter() - t_start
-    summary = {"config": config_dict(args), "results": results}
+    summary = {"config": {**cli.config_json(config), **study.FIXED}, "results": results}
     cli.print_rows(study.table_rows(results))
     with cli.OutputSet(args.out) as outputs:
         if not args.no_plots:

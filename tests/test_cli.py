@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 
+import jax
+import numpy as np
 import pytest
 
-from sims.common import cli
+from sims.linear.dynamics_study import Config
+from sims.common.streams import FIRST_RESERVED
 from sims.linear_dynamics import main
+from theory.signal import PaperTraining, paper_problem
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHORT = ["--steps", "300", "--seeds", "2", "--test-samples", "400", "--pgd-steps", "5", "--quiet"]
@@ -40,7 +45,11 @@ BAD_INPUTS = [
     (["--hparam", "adam.b1"], "--hparam"),
     (["--hparam", "adam.b1=1.5"], "--hparam"),
     (["--optimizers", "gd", "--hparam", "adam.b1=0"], "--hparam"),
-    (["--batch-size", "0", "--mode", "fixed"], "--mode"),
+    (["--batch-size", "0"], "--batch-size"),
+    (["--gradient", "exact"], "--gradient"),
+    (["--mode", "online"], "--mode"),
+    (["--gradient", "population", "--label-noise", "0.1"], "--label-noise"),
+    (["--seeds", str(FIRST_RESERVED + 1)], "--seeds"),
     (["--no-such-flag"], "--no-such-flag"),
 ]
 
@@ -73,6 +82,18 @@ def test_bad_input_from_the_shell_has_no_traceback(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_defaults_are_the_papers():
+    """The defaults are read from ``theory.signal`` in float64: exactly its numbers, not float32 roundings."""
+    config, training = Config(), PaperTraining()
+    with jax.enable_x64(True):
+        paper = paper_problem()
+        for leaf, value in zip(paper, (config.spectrum, config.w_star_freq, config.w0_freq)):
+            assert np.array_equal(np.asarray(leaf), np.asarray(value, np.float64))
+    assert (config.lr, config.steps, config.batch_size, config.radius) == (
+        training.lr, training.steps, training.batch_size, training.radius)
+    assert config.gradient == "online"
+
+
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory):
     """One short run with plots, shared by the schema and output tests."""
@@ -99,9 +120,8 @@ def test_summary_schema(short_run):
     assert set(s) == {"config", "optimizers", "theory", "empirical", "timing", "files"}
     assert s["files"] == ["error_dynamics.png", "risks.png", "seeds.npz", "summary.json"]
     cfg = s["config"]
-    for key in ("steps", "lr", "seeds", "batch_size", "mode", "optimizers", "spectrum", "w_star_freq", "w0_freq",
-                "radius", "record_points", "x64", "versions", "device", "hparams"):
-        assert key in cfg
+    assert set(cfg) == {f.name for f in dataclasses.fields(Config)} | {"versions", "device"}
+    assert cfg["gradient"] == "online" and cfg["batch_size"] == 5000 and cfg["sampler"] == "wishart"
     assert cfg["hparams"]["rmsprop"] == {"decay": 0.99, "eps": 1e-8}
     assert set(cfg["versions"]) >= {"jax", "optax"}
     assert set(s["optimizers"]) == {"gd", "signgd", "adam", "rmsprop"}
@@ -134,23 +154,28 @@ def test_gd_matches_closed_form_in_short_run(short_run):
     assert abs(sim["adversarial_risk"]["mean"] - pred["adversarial_risk"]) < 1e-3 * pred["adversarial_risk"]
 
 
-def test_determinism_byte_identical(tmp_path):
-    argv = SHORT + ["--no-plots", "--optimizers", "gd,signgd"]
+def test_determinism_byte_identical(short_run, tmp_path):
+    """The same flags again give the same numbers: the summary (but its timing and file list) and
+    every array of ``seeds.npz``, byte for byte."""
+    out = tmp_path / "again"
+    assert main(SHORT + ["--no-plots", "--out", str(out)]) == 0
     texts = []
-    for run in ("a", "b"):
-        out = tmp_path / run
-        assert main(argv + ["--out", str(out)]) == 0
-        data = load(out)
-        data.pop("timing")
+    for folder in (short_run, out):
+        data = load(folder)
+        data.pop("timing"), data.pop("files")
         texts.append(json.dumps(data, sort_keys=True))
     assert texts[0] == texts[1]
+    first, again = np.load(short_run / "seeds.npz"), np.load(out / "seeds.npz")
+    assert sorted(first.files) == sorted(again.files)
+    for key in first.files:
+        assert first[key].dtype == again[key].dtype and first[key].tobytes() == again[key].tobytes(), key
 
 
 def test_divergence_is_counted_and_reported(tmp_path, run_cli):
     # GD is stable iff lr * max(sigma^2) < 2: lr = 250 gives |1 - 2.5| = 1.5 > 1 on frequency 0.
     out = tmp_path / "div"
     code, stdout, _ = run_cli(main, ["--lr", "250", "--steps", "200", "--seeds", "3", "--optimizers", "gd",
-                                "--batch-size", "0", "--test-samples", "100", "--quiet", "--out", str(out)])
+                                "--gradient", "population", "--test-samples", "100", "--quiet", "--out", str(out)])
     assert code == 0
     s = load(out)
     gd = s["optimizers"]["gd"]
@@ -158,5 +183,6 @@ def test_divergence_is_counted_and_reported(tmp_path, run_cli):
     assert gd["final"]["adversarial_risk"]["mean"] is None
     assert gd["predicted"]["applicable"] is False and "diverges" in gd["predicted"]["reason"]
     assert s["theory"]["gd"]["stable"] is False
+    assert s["config"]["batch_size"] is None and s["config"]["sampler"] is None  # unused by the population gradient
     assert "lr * max(spectrum^2)" in stdout and "3/3" in stdout
     assert os.path.exists(out / "risks.png")

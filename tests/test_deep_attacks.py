@@ -76,7 +76,7 @@ def _pgd_linear(key, w, b, x, y, radius):
     return {norm: robustness.pgd(key, logits, x, y, radius, norm, STEPS, RHO) for norm in balls.NORMS}
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), radius=st.floats(2.0**-7, 3.0, width=32), scale=st.sampled_from((0.1, 1.0, 10.0)))
 def test_pgd_finds_the_linear_worst_case(seed, radius, scale):
     w, b, x, y = linear_problem(seed, scale)
@@ -180,8 +180,14 @@ def test_band_noise_lives_in_its_band_with_the_stated_power(bands):
         assert np.all(err <= (rho4 + 4 * U) * np.linalg.norm(expected, axis=1))
 
 
+# Logits 0 or of magnitude >= 2^-100: XLA on CPU flushes float32 subnormals to zero, which would tie
+# distinct logits; two distinct such floats differ by at least 2^-123, a normal float32, so the
+# margin's sign is exact.
+LOGIT = st.floats(-5, 5, width=32).filter(lambda v: v == 0 or abs(v) >= 2.0**-100)
+
+
 @settings(max_examples=40, deadline=None)
-@given(logits=st.lists(st.floats(-5, 5, width=32), min_size=4, max_size=4, unique=True), y=st.integers(0, 3))
+@given(logits=st.lists(LOGIT, min_size=4, max_size=4, unique=True), y=st.integers(0, 3))
 def test_margin_is_positive_iff_correct(logits, y):
     z = jnp.asarray(logits, jnp.float32)
     m = float(margin(z, jnp.asarray(y)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -10,9 +11,9 @@ from sims.deep import report, stats, study
 from sims.deep.figures import FILES
 from sims.deep_robustness import SUMMARY, main
 
-# SGD with momentum and Adam, one hidden layer of 16, four seeds, two epochs, two grid points: seconds.
-TINY = ["--optimizers", "sgd,adam", "--momentum", "0.5", "--widths", "16", "--seeds", "4", "--epochs", "2",
-        "--lr-grid", "sgd=0.1,0.3", "--lr-grid", "adam=0.003,0.01", "--noise-sigmas", "0.2",
+# GD with momentum and Adam, one hidden layer of 16, four seeds, two epochs, two learning rates each: seconds.
+TINY = ["--optimizers", "gd,adam", "--momentum", "0.5", "--widths", "16", "--seeds", "4", "--epochs", "2",
+        "--lrs", "gd=0.1,0.3", "--lrs", "adam=0.003,0.01", "--noise-sigmas", "0.2",
         "--noise-draws", "2", "--l2-radii", "0.5", "--linf-radii", "0.05", "--pgd-steps", "6",
         "--power-iters", "20", "--resamples", "50", "--quiet"]
 
@@ -26,17 +27,21 @@ BAD_INPUTS = [
     (["--widths", "16,,8"], "--widths"),
     (["--widths", "0"], "--widths"),
     (["--arch", "cnn", "--widths", "4,4,4,4"], "--widths"),
-    (["--optimizers", "sgd,lbfgs"], "--optimizers"),
-    (["--optimizers", "sgd,sgd"], "--optimizers"),
+    (["--optimizers", "gd,lbfgs"], "--optimizers"),
+    (["--optimizers", "gd,gd"], "--optimizers"),
+    (["--optimizers", "sgd"], "--optimizers"),  # the deep study's GD is "gd", as everywhere
     (["--momentum", "1"], "--momentum"),
     (["--momentum", "nan"], "--momentum"),
-    (["--lr-grid", "adam"], "--lr-grid"),
-    (["--lr-grid", "adam=0.1,-1"], "--lr-grid"),
-    (["--lr-grid", "adam=0.1,0.1"], "--lr-grid"),
-    (["--lr-grid", "nadam=0.1"], "--lr-grid"),
-    (["--optimizers", "sgd", "--lr-grid", "adam=0.1"], "--lr-grid"),
-    (["--lr-grid", "adam=0.1", "--lr-grid", "adam=0.2"], "--lr-grid"),
-    (["--lr", "0.1"], "--lr"),  # no abbreviation of --lr-grid
+    (["--lrs", "adam"], "--lrs"),
+    (["--lrs", "adam=0.1,-1"], "--lrs"),
+    (["--lrs", "adam=0.1,0"], "--lrs"),
+    (["--lrs", "adam=0.1,x"], "--lrs"),
+    (["--lrs", "adam=0.1,0.1"], "--lrs"),
+    (["--lrs", "nadam=0.1"], "--lrs"),
+    (["--optimizers", "gd", "--lrs", "adam=0.1"], "--lrs"),
+    (["--lrs", "adam=0.1", "--lrs", "adam=0.2"], "--lrs"),
+    (["--lr", "0.1"], "--lr"),  # no abbreviation of --lrs
+    (["--lr-grid", "adam=0.1"], "--lr-grid"),  # the old name is gone
     (["--noise-sigmas", "0.1,0"], "--noise-sigmas"),
     (["--noise-sigmas", "inf"], "--noise-sigmas"),
     (["--l2-radii", ""], "--l2-radii"),
@@ -119,16 +124,20 @@ def test_tiny_run_end_to_end_is_deterministic(tmp_path, run_cli):
     assert sorted(p.name for p in a.iterdir()) == sorted((SUMMARY,) + FILES)
     summary = json.loads((a / SUMMARY).read_text())
     assert sorted(summary["files"]) == sorted((SUMMARY,) + FILES)
+    cfg = summary["config"]  # dumped from the Config the flags filled: every field, as given
+    assert {f.name for f in dataclasses.fields(study.Config)} <= set(cfg)
+    assert cfg["lrs"] == {"gd": [0.1, 0.3], "adam": [0.003, 0.01]} and cfg["momentum"] == 0.5
+    assert cfg["optimizers"] == ["gd", "adam"] and cfg["widths"] == [16] and cfg["seeds"] == 4
     res = summary["results"]
-    assert set(res["optimizers"]) == {"sgd", "adam"}
+    assert set(res["optimizers"]) == {"gd", "adam"}
     for r in res["optimizers"].values():
-        assert r["chosen_lr"]["lr"] in r["lr_grid"]
+        assert r["chosen_lr"]["lr"] in r["lrs"]
         for key, iv in r["per_lr"].items():
-            assert len(iv["mean"]) == len(r["lr_grid"]), key
+            assert len(iv["mean"]) == len(r["lrs"]), key
             for m, lo, hi in zip(iv["mean"], iv["lo"], iv["hi"]):
                 if m is not None and not isinstance(m, list):
                     assert lo <= m <= hi, key
-    assert len(res["comparisons"]) == 5  # one claim (sgd vs adam) x five headline metrics
+    assert len(res["comparisons"]) == 5  # one claim (gd vs adam) x five headline metrics
     for c in res["comparisons"]:
         assert c["verdict"] in stats.VERDICTS
         d = c["difference"]
@@ -143,3 +152,13 @@ def test_tiny_run_end_to_end_is_deterministic(tmp_path, run_cli):
     assert sorted(p.name for p in b.iterdir()) == [SUMMARY]
     again = json.loads((b / SUMMARY).read_text())
     assert again["results"] == summary["results"] and again["config"] == summary["config"]
+
+
+def test_lrs_defaults_scale_gd_by_one_minus_momentum_and_keep_given_lists():
+    """``--lrs`` defaults: GD's list times ``1 - momentum`` (the effective step ``lr / (1 - m)`` is kept),
+    the others as they are; a given list is sorted and used as given."""
+    got = dict(study.parse_lrs(["adam=0.01,0.001"], ("gd", "adam", "rmsprop"), 0.5))
+    assert got["gd"] == tuple(v / 2 for v in study.LRS["gd"])  # halving is exact in binary
+    assert got["adam"] == (0.001, 0.01) and got["rmsprop"] == study.LRS["rmsprop"]
+    with pytest.raises(ValueError, match="^--lrs: "):
+        study.parse_lrs(["gd=0.1"], ("adam",), 0.0)

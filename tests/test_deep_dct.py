@@ -56,7 +56,7 @@ def norms(a):
     return np.linalg.norm(np.asarray(a, np.float64), axis=-1)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(x=images())
 def test_dct2_is_scipy_dctn_ortho(x):
     # Ours: two passes (rho(2)); scipy in float64 on the same input: negligible (2^-53 scale).
@@ -66,7 +66,7 @@ def test_dct2_is_scipy_dctn_ortho(x):
     assert np.all(err <= rho(2) * norms(x) + 1e-12 * norms(x))
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(x=images())
 def test_round_trip_and_parseval(x):
     back = idct2(dct2(x))
@@ -76,7 +76,7 @@ def test_round_trip_and_parseval(x):
     assert np.all(np.abs(norms(dct2(x)) - norms(x)) <= rho(2) * norms(x))
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(x=images(), mask=masks())
 def test_projection_is_idempotent_and_complementary(x, mask):
     # fl(P x) = P x + e with ||e|| <= rho(4) ||x||; then fl(P y) - y = P e + e' - e for y = fl(P x),
@@ -94,7 +94,7 @@ def test_projection_is_idempotent_and_complementary(x, mask):
     assert np.all(inner <= (2 * r + r * r) * norms(x) ** 2)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(x=images(), mask=masks())
 def test_projection_keeps_its_span_and_removes_exactly_the_masked_coefficients(x, mask):
     # dct2(P x) = mask * dct2(x): left side six passes (rho(6)), right side two (rho(2)).
@@ -106,7 +106,7 @@ def test_projection_keeps_its_span_and_removes_exactly_the_masked_coefficients(x
     assert np.all(norms(np.asarray(project(y, mask), np.float64) - y) <= rho(4) * (3 + rho(4)) * norms(x))
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(x=images(), mask=masks())
 def test_energy_is_parseval_and_projection_removes_it_exactly(x, mask):
     # sum_k energy_k = mean ||x||^2 (Parseval): coefficients within rho(2) ||x|| in l2, so the sum of

@@ -1,12 +1,14 @@
-"""Software tests of ``sims/linear/grid.py``, ``sims/linear/phase_study.py`` and ``python sims/phase_diagram.py``.
+"""Software tests of ``sims/linear/phase_study.py`` and ``python sims/phase_diagram.py``.
 
-Outputs, determinism, validation, and the grid engine against a plain loop,
-on tiny grids. The theory the study relies on (the drift and settle bounds,
-the closed form that applies at a step, the saturated drift, GD's time to a
-risk) is checked in ``theory/test_phase_bounds.py``.
+Outputs, determinism, validation, and the study's iteration of all points
+at once (``phase_study.iterate_points``: the core ``theory.dynamics.run``
+vmapped over points with traced step counts) against the core run on one
+point with every step recorded. The theory the study relies on (the drift
+and settle bounds, the closed form that applies at a step, the saturated
+drift, GD's time to a risk) is checked in ``theory/test_phase_bounds.py``.
 
-The grid iteration runs in float64 (``jax.enable_x64(True)`` here and in the
-script), whatever the float32 default of ``tests/``.
+The iteration runs in float64 (``jax.enable_x64(True)`` here and in the
+study), whatever the float32 default of ``tests/``.
 """
 
 from __future__ import annotations
@@ -14,38 +16,40 @@ from __future__ import annotations
 import json
 import math
 import os
-from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sims import phase_diagram as pd
 from sims.linear import phase_study
-from sims.linear.grid import signgd_grid
-from theory.phase_bounds import settle_bound
-from theory.signgd import signgd_phases, signgd_step_freq
+from theory import dynamics
+from theory.signgd import signgd_gradient_parts
 
-TINY = ["--grid", "5,4", "--ratios", "0.05,1", "--lrs", "0.01,0.08", "--quiet"]
+TINY = ["--shape", "5,4", "--q-range", "0.05,1", "--lr-range", "0.01,0.08", "--quiet"]
 
 BAD_INPUTS = [
-    (["--ratios", "0.1"], "--ratios"),
-    (["--ratios", "0,1"], "--ratios"),
-    (["--ratios", "1,0.5"], "--ratios"),
-    (["--ratios", "0.1,nan"], "--ratios"),
-    (["--ratios", "a,b"], "--ratios"),
-    (["--lrs", "0,0.1"], "--lrs"),
-    (["--lrs", "-1,0.1"], "--lrs"),
-    (["--lrs", "0.1,0.01"], "--lrs"),
-    (["--lrs", "0.001,inf"], "--lrs"),
-    (["--lrs", "0.001,300"], "--lrs"),  # GD unstable: lr sigma_0^2 = 3 >= 2
-    (["--lrs", "1e-9,1e-8"], "--lrs"),  # ~1e10 steps per cell
-    (["--grid", "64"], "--grid"),
-    (["--grid", "1,64"], "--grid"),
-    (["--grid", "64,0"], "--grid"),
-    (["--grid", "8.5,8"], "--grid"),
-    (["--grid", "8,8,8"], "--grid"),
+    (["--q-range", "0.1"], "--q-range"),
+    (["--q-range", "0,1"], "--q-range"),
+    (["--q-range", "1,0.5"], "--q-range"),
+    (["--q-range", "0.1,nan"], "--q-range"),
+    (["--q-range", "a,b"], "--q-range"),
+    (["--lr-range", "0,0.1"], "--lr-range"),
+    (["--lr-range", "-1,0.1"], "--lr-range"),
+    (["--lr-range", "0.1,0.01"], "--lr-range"),
+    (["--lr-range", "0.001,inf"], "--lr-range"),
+    (["--lr-range", "0.001,300"], "--lr-range"),  # GD unstable: lr sigma_0^2 = 3 >= 2
+    (["--lr-range", "1e-9,1e-8"], "--lr-range"),  # ~1e10 steps per point
+    # 4 points of 2.2e9 steps: under 1e10 point-steps in all, but past the int32 step counter
+    (["--shape", "2,2", "--lr-range", "1e-8,1e-7", "--horizon", "1.4"], "--lr-range"),
+    (["--shape", "64"], "--shape"),
+    (["--shape", "1,64"], "--shape"),
+    (["--shape", "64,0"], "--shape"),
+    (["--shape", "8.5,8"], "--shape"),
+    (["--shape", "8,8,8"], "--shape"),
     (["--sigma0", "0"], "--sigma0"),
     (["--sigma0", "-0.1"], "--sigma0"),
     (["--sigma0", "nan"], "--sigma0"),
@@ -53,9 +57,9 @@ BAD_INPUTS = [
     (["--w-star", "5,x,0"], "--w-star"),
     (["--w0", "1,2,3,4"], "--w0"),
     (["--w0", "1,inf,0"], "--w0"),
-    (["--init-scale", "1,1"], "--init-scale"),
-    (["--init-scale", "1,2,3,4,5,6,7"], "--init-scale"),
-    (["--init-scale", ""], "--init-scale"),
+    (["--w0-scales", "1,1"], "--w0-scales"),
+    (["--w0-scales", "1,2,3,4,5,6,7"], "--w0-scales"),
+    (["--w0-scales", ""], "--w0-scales"),
     (["--radius", "-1"], "--radius"),
     (["--radius", "inf"], "--radius"),
     (["--tol", "0"], "--tol"),
@@ -97,37 +101,38 @@ def test_outputs_written(tiny_run):
 
 
 def test_summary_contents(tiny_run):
-    """Schema, plus what the tiny grid must show. q = 0.05, 0.106, 0.224 are
-    inside q <= 1/3 and 0.473, 1 outside; the sign flow converges in every
-    cell and equals its d = 3 closed form to rounding (a few roundings of
-    numbers of size 10: 1e-12 is loose); every applicable cell matches the
+    """Schema, plus what the tiny diagram must show. q = 0.05, 0.106, 0.224 are
+    inside q <= 1/3 and 0.473, 1 outside; the sign flow converges at every
+    point and equals its d = 3 closed form to rounding (a few roundings of
+    numbers of size 10: 1e-12 is loose); every applicable point matches the
     discrete closed form's t1, t2 exactly and e~(t2) to float64 rounding
     (about 1e-15 relative per step over < 2000 steps, so 1e-10 is loose); the
     flow's error is within the derived DRIFT_LR_BOUND lr for q <= 1/3. The
-    reference cell reproduces THEORY.md section 4 (t1 = 112, t2 = 641,
+    reference point reproduces THEORY.md section 4 (t1 = 112, t2 = 641,
     e~_2(t2) about -4.30) and 8.1 (flow end -4.314457)."""
     s = load(tiny_run)
     assert set(s) == {"config", "grid", "flow", "closed_form_vs_iteration", "settling", "adversarial_gap",
-                      "reference_cell", "slice_paper_lr", "timing", "files"}
+                      "reference_point", "slice_paper_lr", "timing", "files"}
     cfg = s["config"]
-    assert cfg["dtype"] == "float64" and cfg["grid"] == [5, 4] and set(cfg["versions"]) >= {"jax", "numpy"}
-    assert set(s["timing"]) == {"flow_s", "compile_s", "grid_s", "plots_s", "total_s"}
+    assert cfg["dtype"] == "float64" and cfg["shape"] == [5, 4] and cfg["q_range"] == [0.05, 1.0]
+    assert cfg["w0_scales"] == [1.0] and set(cfg["versions"]) >= {"jax", "numpy"}
+    assert set(s["timing"]) == {"flow_s", "compile_s", "run_s", "plots_s", "total_s"}
     assert sorted(s["files"]) == sorted((pd.SUMMARY,) + pd.FIGURES)
-    assert s["grid"]["cells"] == 20 and len(s["grid"]["q"]) == 5 and len(s["grid"]["lr"]) == 4
+    assert s["grid"]["points"] == 20 and len(s["grid"]["q"]) == 5 and len(s["grid"]["lr"]) == 4
     f = s["flow"]
     assert f["reasons"] == {"CONVERGED": 20} and f["max_abs_diff_closed_form_d3"] < 1e-12
-    assert f["all"]["cells"] == 20 and f["q_le_1_3"]["cells"] == 12 and f["q_gt_1_3"]["cells"] == 8
+    assert f["all"]["points"] == 20 and f["q_le_1_3"]["points"] == 12 and f["q_gt_1_3"]["points"] == 8
     assert f["q_le_1_3"]["frac_within_drift_lr_bound"] == 1.0
     assert f["all"]["err_over_lr"]["max"] == max(f["q_le_1_3"]["err_over_lr"]["max"], f["q_gt_1_3"]["err_over_lr"]["max"])
-    assert f["all"]["worst_cell"]["err_over_lr"] == f["all"]["err_over_lr"]["max"]
+    assert f["all"]["worst_point"]["err_over_lr"] == f["all"]["err_over_lr"]["max"]
     assert len(f["tolerance_frontier"]["lr_max"]) == 5
     c = s["closed_form_vs_iteration"]
     assert c["reasons"] == {"APPLICABLE": 12, "RATIO": 8}
-    assert c["cells"] == c["t1_equal"] == c["t2_equal"] == 12
+    assert c["points"] == c["t1_equal"] == c["t2_equal"] == 12
     assert c["max_rel_e_freq_t2_diff"] < 1e-10
-    assert s["settling"]["cells_settled"] == 20
+    assert s["settling"]["points_settled"] == 20
     assert s["settling"]["phase3_dev_over_lr_max_applicable"] <= math.sqrt(2 / 3) * (1 + 1e-9)
-    ref = s["reference_cell"]
+    ref = s["reference_point"]
     assert (ref["t1"], ref["t2"], ref["t1_closed"], ref["t2_closed"]) == (112, 641, 112, 641)
     assert abs(ref["e2_t2"] - (-4.30)) < 0.01 and abs(ref["flow_e2"] - (-4.314457)) < 1e-6
     assert abs(ref["flow_err_over_lr"] - abs(ref["e2_final"] - ref["flow_e2"]) / ref["lr"]) < 1e-9
@@ -146,51 +151,78 @@ def test_determinism(tmp_path):
     assert texts[0] == texts[1]
 
 
-def _cells(q, lr):
-    """Models and learning rates for cells with the paper's w~*, w~(0) (float64)."""
-    problems = phase_study.cell_models(np.asarray(q, np.float64), np.ones(len(q)), 0.1, (5.0, 10.0, 0.0), (0.01, -0.01, 0.02))
-    return jax.tree.map(jnp.asarray, problems), jnp.asarray(lr, jnp.float64)
+#: Steps of the reference trajectory: past every drawn point's horizon. The drawn starts have
+#: ``|e~_0(0)| <= 6`` and ``|e~_1(0)| <= 11`` (``w~* = (5, 10, 0)``, ``|scale| <= 100``) and ``lr >= 0.025``, so
+#: ``ceil(1.25 settle_bound) <= ceil(1.25 (ceil((sqrt3 6 + 11 / sqrt2) / 0.025) + 2)) = 912``.
+REFERENCE_STEPS = 1024
 
 
-@partial(jax.jit, static_argnames="steps")
-def plain_loop(e0, spectrum, lr, steps):
-    """``e~(0..steps)`` of ``signgd_step_freq`` iterated by ``lax.scan``: one cell, no vmap, no selects."""
-    step = lambda e, _: (signgd_step_freq(e, spectrum, lr),) * 2
-    return jnp.concatenate([e0[None], jax.lax.scan(step, e0, None, length=steps)[1]])
+@jax.jit
+def _reference(problem, lr):
+    """``e~(0..REFERENCE_STEPS)`` of one point (the core run, not vmapped, every step recorded)
+    and ``A(t)``, ``B(t)`` along it (:func:`theory.signgd.signgd_gradient_parts`)."""
+    state0 = dynamics.State(jnp.zeros((), jnp.int32), problem.e0_freq, ())
+    _, saved, _ = dynamics.run(dynamics.signgd_freq_step(problem.spectrum, lr), state0,
+                               np.arange(1, REFERENCE_STEPS + 1))
+    traj = jnp.concatenate([problem.e0_freq[None], saved])
+    return traj, *jax.vmap(signgd_gradient_parts, (0, None))(traj, problem.spectrum)
 
 
-def test_grid_equals_per_cell_loop():
-    """The vmapped grid is, bitwise, the plain iteration of ``signgd_step_freq``
-    cell by cell, and a cell's result does not depend on the other cells.
+def _observed(traj: np.ndarray, a: np.ndarray, b: np.ndarray, steps: int, t_probe: int, t_window: int) -> dict:
+    """What ``PhaseTimes`` defines, read off a trajectory ``e~(0..steps)`` and its ``A``, ``B`` with NumPy."""
+    traj, a, b = traj[: steps + 1], a[: steps + 1], b[: steps + 1]
+    nan3 = np.full(3, np.nan)
+    hits = np.flatnonzero(np.abs(a) < np.abs(b))
+    t1 = int(hits[0]) if hits.size else -1
+    flips = np.flatnonzero(np.sign(traj[t1 + 1:, 0]) == -np.sign(traj[t1, 0])) if t1 >= 0 else []
+    t2 = t1 + 1 + int(flips[0]) if len(flips) else -1
+    window = traj[t_window:, 1]
+    return {
+        "e_freq_final": traj[-1], "t1": t1, "t2": t2,
+        "e_freq_t2": traj[t2] if t2 >= 0 else nan3,
+        "phase3_dev": np.abs(traj[t2:, 2] - traj[t2, 2]).max() if t2 >= 0 else np.nan,
+        "e1_window_range": window.max() - window.min() if window.size else np.nan,
+        "e_freq_probe": traj[t_probe] if 0 <= t_probe <= steps else nan3,
+    }
 
-    Bitwise, because each cell performs the same float64 operations in the
-    same order (vmap only adds selects that keep finished cells fixed). The
-    observed t1 and t2 and the probe at the closed form's t2 are recomputed
-    from the plain loop's trajectory with the definitions of ``GridRun``."""
-    q = [0.05, 0.2, 0.3, 0.6, 1.0]
-    lrs = [0.1, 0.05, 0.08, 0.07, 0.1]
+
+@st.composite
+def drawn_points(draw, n=3):
+    """``n`` points: ``q`` on both sides of 1/3, ``lr``, and the paper's ``w~(0)`` scaled (up to 100,
+    so that ``e~(0)`` is not always dominated by ``w~*``), log-uniform."""
+    log = lambda lo, hi: float(np.exp(draw(st.floats(np.log(lo), np.log(hi)))))
+    q = np.array([log(0.01, 1.0) for _ in range(n)])
+    lr = np.array([log(0.025, 0.25) for _ in range(n)])
+    scale = np.array([draw(st.sampled_from((-1.0, 1.0))) * log(0.1, 100.0) for _ in range(n)])
+    return q, lr, scale
+
+
+@settings(max_examples=25, deadline=None)
+@given(drawn_points())
+def test_points_run_as_the_core_on_each_point(drawn):
+    """``iterate_points`` (the core vmapped over points, traced step counts,
+    observed at every step) equals, bitwise, the core run on each point alone
+    with every step recorded, and its observations are ``PhaseTimes``'s
+    definitions read off that trajectory.
+
+    Bitwise, because each point performs the same float64 operations in the
+    same order: vmap only adds selects that keep finished points fixed, so
+    a point's result does not depend on the points beside it either. Each
+    example is one call of each compiled program (same shapes: no
+    recompilation)."""
+    q, lr, scale = drawn
     with jax.enable_x64(True):
-        problems, lr = _cells(q, lrs)
-        steps = jax.vmap(settle_bound)(problems, lr).astype(jnp.int64)
-        t_probe = jax.vmap(signgd_phases)(problems, lr).t2
-        run = signgd_grid(problems, lr, steps, t_probe, steps // 2)
-        # cell 2 among other cells (cell 0 repeated): same shape, so the same compiled program
-        alone = signgd_grid(*jax.tree.map(lambda x: x[np.array([2, 0, 0, 0, 0])], (problems, lr, steps, t_probe,
-                                                                                  steps // 2)))
-        longest = int(steps.max())
+        problems = jax.tree.map(jnp.asarray, phase_study.point_problems(
+            q, scale, phase_study.PAPER["sigma0"], phase_study.PAPER["w_star_freq"], phase_study.PAPER["w0_freq"]))
+        lr = jnp.asarray(lr)
+        th = phase_study.closed_forms(problems, lr, 1.25)
+        steps, t_probe, t_window = (np.asarray(x) for x in (th.steps, th.phases.t2, th.t_window))
+        assert steps.max() <= REFERENCE_STEPS
+        final, times = phase_study.iterate_points(problems, lr, th.steps, th.phases.t2, th.t_window)
+        got = {"e_freq_final": final, **times._asdict()}
         for i in range(len(q)):
-            traj = np.asarray(plain_loop(problems.e0_freq[i], problems.spectrum[i], lr[i], longest))[: int(steps[i]) + 1]
-            np.testing.assert_array_equal(np.asarray(run.e_freq_final[i]), traj[-1])
-            s2 = np.asarray(problems.spectrum[i]) ** 2
-            a, b = s2[0] * traj[:, 0] / math.sqrt(3), s2[1] * traj[:, 1] / math.sqrt(2)
-            t1 = int(np.argmax(np.abs(a) < np.abs(b)))
-            flipped = np.sign(traj[t1 + 1:, 0]) == -np.sign(traj[t1, 0])
-            t2 = t1 + 1 + int(np.argmax(flipped))
-            assert (int(run.t1[i]), int(run.t2[i])) == (t1, t2)
-            np.testing.assert_array_equal(np.asarray(run.e_freq_t2[i]), traj[t2])
-            if int(t_probe[i]) >= 0:
-                np.testing.assert_array_equal(np.asarray(run.e_freq_probe[i]), traj[int(t_probe[i])])
-            else:
-                assert np.all(np.isnan(np.asarray(run.e_freq_probe[i])))
-        for field in run._fields:
-            np.testing.assert_array_equal(np.asarray(getattr(alone, field)[0]), np.asarray(getattr(run, field)[2]))
+            problem = jax.tree.map(lambda x: x[i], problems)
+            traj, a, b = (np.asarray(x) for x in _reference(problem, lr[i]))
+            want = _observed(traj, a, b, int(steps[i]), int(t_probe[i]), int(t_window[i]))
+            for key, value in want.items():
+                np.testing.assert_array_equal(np.asarray(got[key][i]), value, err_msg=f"point {i}: {key}")

@@ -28,10 +28,10 @@ HUGE = [
     (linear_dynamics.main, ["--test-samples", "1e9"], "--test-samples"),
     (linear_dynamics.main, ["--steps", "99999999999999999999999"], "--steps"),
     (linear_dynamics.main, ["--steps", "1e30"], "--steps"),
-    (phase_diagram.main, ["--grid", "3000,3000", "--lrs", "0.05,0.1"], "--grid"),
+    (phase_diagram.main, ["--shape", "3000,3000", "--lr-range", "0.05,0.1"], "--shape"),
     (linear_dynamics.main, ["--spectrum", "0,0,0", "--w-star", "0,0,0"], "--spectrum"),
     (linear_dynamics.main, ["--optim", "gd"], "--optim"),  # no abbreviations
-    (phase_diagram.main, ["--lrs", "-0.1,0.1"], "--lrs"),  # a negative value is a value, not a flag
+    (phase_diagram.main, ["--lr-range", "-0.1,0.1"], "--lr-range"),  # a negative value is a value, not a flag
 ]
 
 

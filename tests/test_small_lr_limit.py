@@ -14,7 +14,7 @@ from sims.linear import limits_study as study
 from sims.small_lr_limit import FIGURE, SUMMARY, main
 
 # Population only: the online limits' compilation alone takes longer than this file's budget.
-TINY = ["--problems", "paper", "--modes", "population", "--optimizers", "signgd", "--lrs", "0.02,0.01,0.005",
+TINY = ["--problems", "paper", "--gradients", "population", "--optimizers", "signgd", "--lrs", "0.02,0.01,0.005",
         "--tau", "20", "--quiet"]
 
 BAD_INPUTS = [
@@ -30,7 +30,8 @@ BAD_INPUTS = [
     (["--seeds", "0"], "--seeds"),
     (["--batch-size", "0"], "--batch-size"),
     (["--problems", "mnist"], "--problems"),
-    (["--modes", "fixed"], "--modes"),
+    (["--gradients", "fixed"], "--gradients"),
+    (["--modes", "online"], "--modes"),  # the old name is gone
     (["--optimizers", "lion"], "--optimizers"),
     (["--optimizers", "gd"], "--optimizers"),
 ]
@@ -165,6 +166,7 @@ def test_tiny_run_writes_its_outputs_with_the_schema(tiny_runs):
     assert s["files"] == [FIGURE, SUMMARY]
     assert set(s) == {"config", "results", "timing", "files"}
     assert s["config"]["lrs"] == [0.02, 0.01, 0.005] and s["config"]["tau"] == [20.0]
+    assert s["config"]["gradients"] == ["population"] and "modes" not in s["config"]
     r = s["results"]["paper"]
     assert set(r) == {"model", "tau", "settled", "timing", "population"}
     e = r["population"]["signgd"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-
 import math
 
 import numpy as np
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sims.spectrum_sweep import FIGURES, SUMMARY, SWEEP_AXES, main
-from sims.linear.sweep_study import PointPrediction, compare, transpose
+from sims.spectrum_sweep import FIGURES, SUMMARY, build_parser, main, validate
+from sims.linear.sweep_study import SWEEP_AXES, Config, PointPrediction, compare, transpose
 from theory.signal import Problem
 
 SMALL = ["--dim", "8", "--cutoff", "2", "--cutoffs", "2", "--alphas", "1", "--dims", "8", "--targets", "1",
@@ -37,12 +37,17 @@ BAD_INPUTS = [
     (["--alpha", "nan"], "--alpha"),
     (["--dims", "1"], "--dims"),
     (["--dims", "8,,16"], "--dims"),
-    (["--scale", "0"], "--scale"),
+    (["--sigma0", "0"], "--sigma0"),
+    (["--scale", "30"], "--scale"),  # not a flag: sigma_0 is --sigma0
     (["--lr", "0"], "--lr"),
     (["--steps", "0"], "--steps"),
     (["--targets", "0"], "--targets"),
-    (["--init-scale", "-1"], "--init-scale"),
-    (["--batch-size", "0", "--mode", "fixed"], "--mode"),
+    (["--w0-std", "-1"], "--w0-std"),
+    (["--init-scale", "0.01"], "--init-scale"),  # not a flag: the std of w~(0) is --w0-std
+    (["--batch-size", "0"], "--batch-size"),
+    (["--gradient", "batch"], "--gradient"),
+    (["--label-noise", "0.1"], "--label-noise"),  # the default population gradient has no noise
+    (["--mode", "fixed"], "--mode"),  # not a flag: the gradient source is --gradient
     (["--hparam", "adam.b1=2"], "--hparam"),
     (["--optimizers", "gd,lion"], "--optimizers"),
     (["--record-points", "1"], "--record-points"),
@@ -82,6 +87,28 @@ def test_writes_summary_and_figures(tiny_run):
             assert o["diverged"] == [0] * len(s["sweep"][axis]["values"])
 
 
+def test_parser_defaults_are_the_config_defaults(tmp_path):
+    """No flags give ``Config()``: the parser reads its defaults from the Config, which resolves
+    the cutoffs from ``dim`` (2,...,60 at d = 64), merges the optimizers' default hyper-parameters
+    and drops the batch settings of the population gradient."""
+    args = build_parser().parse_args(["--out", str(tmp_path / "out")])
+    validate(args)
+    assert args.config == Config()
+    assert Config().cutoffs == (2, 4, 8, 16, 32, 48, 60)
+    assert Config().batch_size is None and Config().sampler is None
+    assert Config(gradient="online").batch_size == 5000
+
+
+def test_json_config_is_the_config(tiny_run):
+    """The JSON's ``config`` block is the dataclass (plus versions and device), under the flags' names."""
+    _, s = tiny_run
+    fields = {f.name for f in dataclasses.fields(Config)}
+    assert fields <= set(s["config"]) and set(s["config"]) - fields == {"versions", "device"}
+    c = s["config"]
+    assert (c["dim"], c["cutoff"], c["cutoffs"], c["w0_std"], c["sigma0"]) == (8, 2, [2, 6], 0.01, 30.0)
+    assert c["gradient"] == "population" and c["batch_size"] is None and c["predict"] == ["dynamics", "cutoff"]
+
+
 def test_gd_matches_its_closed_form_and_keeps_the_irrelevant_band(tiny_run):
     """GD's iteration against its closed form, in float32.
 
@@ -111,13 +138,28 @@ def test_same_seed_same_numbers_online(tmp_path):
     """Online batches: the seeds differ from each other, and a rerun is identical."""
     runs = []
     for i in range(2):
-        assert main(SMALL + ["--batch-size", "64", "--out", str(tmp_path / str(i))]) == 0
+        assert main(SMALL + ["--gradient", "online", "--batch-size", "64", "--out", str(tmp_path / str(i))]) == 0
         runs.append(json.loads((tmp_path / str(i) / SUMMARY).read_text()))
-    assert runs[0]["config"]["mode"] == "online" and runs[0]["config"]["sampler"] == "wishart"
+    config = runs[0]["config"]
+    assert config["gradient"] == "online" and config["sampler"] == "wishart" and config["batch_size"] == 64
     assert runs[0]["dynamics"]["optimizers"]["gd"]["final"]["standard_risk"]["std"] > 0  # seeds saw other batches
     for s in runs:
         s.pop("timing")
     assert runs[0] == runs[1]
+
+
+def test_diverged_runs_are_reported_as_diverged(tmp_path):
+    """``lr sigma0^2 = 0.01 x 900 = 9 > 2``: GD multiplies ``e~_0`` by ``|1 - 9| = 8`` per step, so
+    ``R_s`` grows 64-fold per step and passes 100 times its start within 2 of the 5 steps. Every
+    seed and target is counted as diverged, with no mean, and GD's closed form is not offered."""
+    assert main(SMALL + ["--lr", "0.01", "--out", str(tmp_path)]) == 0
+    s = json.loads((tmp_path / SUMMARY).read_text())
+    gd = s["dynamics"]["optimizers"]["gd"]
+    assert gd["final"]["diverged"] == 2 and gd["final"]["standard_risk"]["mean"] is None
+    assert "predicted" not in gd and s["theory"]["gd"]["stable"] is False
+    for axis in SWEEP_AXES:
+        assert s["sweep"][axis]["optimizers"]["gd"]["diverged"] == [1]
+        assert s["sweep"][axis]["gd_closed_form"] is None
 
 
 def test_sign_flow_is_within_its_o_lr_gap_of_the_runs(tiny_run):

@@ -26,7 +26,7 @@ def gd_error(problem: Problem, lr) -> Callable[[Array], Array]:
     """Returns ``t -> e~(t)`` for population GD.
 
     Args:
-      model: the signal model (its ``e0_freq`` is the starting error).
+      problem: the signal model (its ``e0_freq`` is the starting error).
       lr: learning rate.
 
     Returns:
@@ -104,6 +104,13 @@ def gd_max_stable_lr(spectrum: Array) -> Array:
     ``|1 - lr spectrum_k^2| < 1`` for every relevant ``k``.
     """
     return 2.0 / jnp.max(jnp.square(spectrum))
+
+
+def gd_max_monotone_lr(spectrum: Array) -> Array:
+    """``1 / max_k spectrum_k^2``: below it every contraction ``1 - lr sigma_k^2``
+    is positive, so GD's error keeps its sign and ``e~(t)`` is defined at real
+    ``t`` (:func:`theory.phase_bounds.gd_time_at_risk` needs it)."""
+    return 1.0 / jnp.max(jnp.square(spectrum))
 
 
 def gd_is_stable(spectrum: Array, lr) -> Array:

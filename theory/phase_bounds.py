@@ -1,7 +1,7 @@
 """Bounds and step rules for population signGD in d = 3, and GD's time to a risk.
 
 THEORY.md sections 3, 4 and 8.1. The phase diagram (``sims/phase_diagram.py``)
-runs every cell to a step past :func:`settle_bound`, compares the final
+runs every point to a step past :func:`settle_bound`, compares the final
 ``e~_2`` with the sign flow's end point (``theory.sign_flow``), and measures
 GD at the step :func:`gd_time_at_risk` where its ``R_s`` equals signGD's.
 
@@ -41,7 +41,7 @@ most ``ceil(sqrt3 |e~_0(0)| / lr + |e~_1(0)| / (sqrt2 lr)) + 2``:
 * ``floor(x + 1) + ceil(y) <= ceil(x + y) + 2``.
 
 For ``q > 1/3`` no discrete closed form exists; the same number is then a
-heuristic horizon, which the phase diagram checks on every cell (the run
+heuristic horizon, which the phase diagram checks on every point (the run
 has crossed ``e~_0 = 0`` before the window ``[settle_bound, T]``).
 
 **Which signGD closed form applies at step T** (:func:`signgd_regime`):
@@ -93,7 +93,7 @@ def settle_bound(problem: Problem, lr) -> Array:
     ``t_settled`` (module docstring); elsewhere it is a horizon to check.
 
     Args:
-      model: a :class:`SignalModel` with ``d = 3`` (leading batch axes allowed).
+      problem: a :class:`Problem` with ``d = 3`` (leading batch axes allowed).
       lr: learning rate ``> 0``.
 
     Returns:
@@ -131,7 +131,7 @@ def signgd_regime(problem: Problem, lr, t) -> SignGDAtStep:
     """The signGD closed form that applies at step ``t`` (module docstring).
 
     Args:
-      model: a :class:`SignalModel` with ``d = 3``.
+      problem: a :class:`Problem` with ``d = 3``.
       lr: learning rate.
       t: integer step ``>= 0``.
 
@@ -169,7 +169,7 @@ def gd_time_at_risk(problem: Problem, lr, target) -> Array:
     to float64 resolution in ``u``.
 
     Args:
-      model: a :class:`SignalModel` (any ``d``).
+      problem: a :class:`Problem` (any ``d``).
       lr: a learning rate with ``lr sigma_k^2 < 1`` for every ``k`` (for
         ``1 <= lr sigma_k^2 < 2`` GD is stable but its error alternates in
         sign, and the real power is NaN).

@@ -54,6 +54,14 @@ def adversarial_risk_l2(w_freq: Array, problem: Problem, radius) -> Array:
     return _adversarial_risk(standard_risk(w_freq, problem), weight_norm(w_freq), radius)
 
 
+def irrelevant_drift_gap(radius, e_final, e_start) -> Array:
+    """The change of ``R_a`` (l2) that moving an irrelevant frequency's error
+    from ``e_start`` to ``e_final`` gives when ``R_s = 0``:
+    ``radius^2/2 (e_final^2 - e_start^2)``, the ``radius^2/2 ||w||^2`` term of
+    :func:`adversarial_risk_l2` (``R_s`` does not see irrelevant frequencies)."""
+    return 0.5 * radius**2 * (jnp.square(e_final) - jnp.square(e_start))
+
+
 def adversarial_risk_linf(w_freq: Array, problem: Problem, radius) -> Array:
     """l_inf adversarial risk: the l2 formula with the dual norm ``||w||_1``.
 

@@ -62,13 +62,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from theory.quadratic import Quadratic, population_quadratic
+from theory.quadratic import Quadratic
 from theory.signal import Problem, dct_basis
+from theory.signgd import Q_BOUNDARY, SQRT3
 
 Array = jax.Array
 
 SQRT2 = 2.0**0.5
-SQRT3 = 3.0**0.5
 
 
 class FlowReason(enum.IntEnum):
@@ -456,11 +456,6 @@ def sign_flow_error(flow: SignFlow) -> Callable[[Array], Array]:
     return jax.jit(e_freq_at)
 
 
-def sign_flow_model(problem: Problem, *, max_events: int = 64) -> SignFlow:
-    """:func:`sign_flow` of the population quadratic of ``model``."""
-    return sign_flow(population_quadratic(problem), max_events=max_events)
-
-
 class SignFlowD3(NamedTuple):
     """Closed form of the d = 3 sign flow's end point.
 
@@ -509,7 +504,7 @@ def sign_flow_final_d3(problem: Problem) -> SignFlowD3:
       ``sqrt2/(3q) (|e~_0(0)| - tau_m/sqrt3)`` sliding.
 
     Args:
-      model: a :class:`SignalModel` with ``d = 3``.
+      problem: a :class:`Problem` with ``d = 3``.
 
     Returns:
       A :class:`SignFlowD3`.
@@ -527,10 +522,10 @@ def sign_flow_final_d3(problem: Problem) -> SignFlowD3:
     a0 = s2[0] * e0[0] / SQRT3
     b0 = s2[1] * e0[1] / SQRT2
     sign0 = jnp.sign(e0[0])
-    from_1 = jnp.where(q <= 1.0 / 3.0, SQRT3 * q, 1.0 / SQRT3) * jnp.abs(e0[1])
+    from_1 = jnp.where(q <= Q_BOUNDARY, SQRT3 * q, 1.0 / SQRT3) * jnp.abs(e0[1])
     # From phase 2: time (units of 1/sigma_0^2) for |A| to reach 0, and for |A| to meet |B|.
     t_zero = 3.0 * jnp.abs(a0) / s2[0]
-    gap_rate = s2[0] * (q - 1.0 / 3.0)
+    gap_rate = s2[0] * (q - Q_BOUNDARY)
     t_meet = jnp.where(gap_rate > 0, (jnp.abs(b0) - jnp.abs(a0)) / jnp.where(gap_rate > 0, gap_rate, 1.0), jnp.inf)
     meets = t_meet < t_zero
     t_m = jnp.where(meets, t_meet, 0.0)
@@ -541,7 +536,7 @@ def sign_flow_final_d3(problem: Problem) -> SignFlowD3:
     )
     starts_in_2 = jnp.abs(a0) < jnp.abs(b0)
     drift = sign0 * jnp.where(starts_in_2, from_2, from_1)
-    saturated = (q > 1.0 / 3.0) & (~starts_in_2 | meets)
+    saturated = (q > Q_BOUNDARY) & (~starts_in_2 | meets)
 
     finite = jnp.all(jnp.isfinite(spectrum)) & jnp.all(jnp.isfinite(e0))
     good = (spectrum[0] > 0) & (spectrum[1] > 0) & (spectrum[2] == 0)

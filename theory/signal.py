@@ -48,7 +48,7 @@ class Problem(NamedTuple):
 
 
 def make_problem(spectrum, w_star_freq, w0_freq) -> Problem:
-    """Builds a :class:`SignalModel`, checking shapes and the spectrum's sign.
+    """Builds a :class:`Problem`, checking shapes and the spectrum's sign.
 
     Raises:
       ValueError: if the three vectors differ in length, are not 1-D, or a

@@ -53,6 +53,11 @@ SQRT2 = 2.0**0.5
 SQRT3 = 3.0**0.5
 SQRT_2_3 = (2.0 / 3.0) ** 0.5
 
+#: ``q = sigma_1^2 / sigma_0^2`` up to which the three-phase closed form holds
+#: (``|A|`` falls at least as fast as ``|B|`` in phase 2) and above which the
+#: sign flow's drift saturates at ``|e~_1(0)| / sqrt3`` (THEORY.md sections 4 and 8.1).
+Q_BOUNDARY = 1.0 / 3.0
+
 
 class Reason(enum.IntEnum):
     """Why the closed form does or does not apply (``SignGDPhases.reason``)."""
@@ -137,7 +142,7 @@ def signgd_phases(problem: Problem, lr) -> SignGDPhases:
     docstring for the formulas and the assumptions.
 
     Args:
-      model: a :class:`SignalModel` with ``d = 3``.
+      problem: a :class:`Problem` with ``d = 3``.
       lr: learning rate.
 
     Returns:
@@ -172,7 +177,7 @@ def signgd_phases(problem: Problem, lr) -> SignGDPhases:
 
     good_spectrum = (spectrum[0] > 0) & (spectrum[1] > 0) & (spectrum[2] == 0)
     good_lr = jnp.isfinite(lr) & (lr > 0)
-    ratio_ok = s2[1] <= s2[0] / 3.0
+    ratio_ok = s2[1] <= s2[0] * Q_BOUNDARY
     reason = jnp.select(
         [~good_lr, ~good_spectrum, ~ratio_ok, ~enters_2],
         [Reason.BAD_LR, Reason.BAD_SPECTRUM, Reason.RATIO, Reason.NO_PHASE2],
@@ -286,7 +291,7 @@ def signgd_settled(problem: Problem, lr) -> SignGDSettled:
     irrelevant drift kept for ever.
 
     Args:
-      model: a :class:`SignalModel` with ``d = 3``.
+      problem: a :class:`Problem` with ``d = 3``.
       lr: learning rate.
 
     Returns:

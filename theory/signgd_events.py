@@ -226,7 +226,7 @@ def signgd_events(
     is decided by rounding (module docstring).
 
     Args:
-      model: a :class:`SignalModel` (any ``d``).
+      problem: a :class:`Problem` (any ``d``).
       lr: learning rate (> 0).
       steps: number of steps (may be traced).
       max_events: size of the event buffer (static); the solver stops and
@@ -261,7 +261,7 @@ def signgd_event_trajectory(
     ``t_j`` with sign vector ``s_j``, ``w(t) = fl(w(t_j) - fl(lr (t - t_j)) s_j)``.
 
     Args:
-      model: a :class:`SignalModel`.
+      problem: a :class:`Problem`.
       lr: learning rate.
       times: integer array of steps ``>= 0`` (any shape).
       max_events, osc_window, stop_on_oscillation: as in :func:`signgd_events`.

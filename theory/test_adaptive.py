@@ -8,23 +8,32 @@
   with a larger weight norm: Adam's and RMSProp's adversarial risk ends above
   signGD's.
 
-Tolerances (``U = 2^-53``, ``M`` the largest ``||w(t)||``).
+Tolerances (``U = 2^-53``, ``M`` a bound on the norm of the iterate, below).
 
 * Adam vs signGD, while every ``|g_i(t)| >= m_t`` (``g`` the input-coordinate
   gradient) and the signs agree: per coordinate and step the updates differ
   by ``lr |1 - 1/(1 + eps/|g| + 3 U)| <= lr (eps/m_t + 3 U)`` (``sqrt(fl(g^2))``
-  and the division: ``3 U``), and the two ``w + update`` roundings by
-  ``2 U (M + lr)``. Summed over steps this bounds ``||w_A - w_S||_inf``;
+  and the division: ``3 U``), and the two ``x + update`` roundings by
+  ``2 U (M + lr)``, ``x`` the iterate and ``M`` a bound on its norm (the
+  engine: ``w``; the reference iteration ``theory.testing.reference_run``:
+  the error ``e``, with ``||e|| = ||C^T e~|| <= (1 + 4 d beta) ||e~||``
+  counting the rounding of the recorded ``e~ = C e``). Summed over steps this
+  bounds ``||x_A - x_S||_inf``;
   frequency coordinates add a factor ``sqrt(d) (1 + phi)`` (``phi <= d beta``,
   ``beta = (2 pi d + 4) U``, see ``test_gd``) and ``2 d U M`` for the two
   transforms. Signs provably agree while ``m_t`` exceeds ``d sigma_max^2``
-  times that ``w`` difference plus ``4 d U sigma_max^2 ||e~||`` (rounding
+  times that difference plus ``4 d U sigma_max^2 ||e~||`` (rounding
   of ``g``); trajectories are compared on that prefix.
 * GD's irrelevant coordinate: ``(t + 1) KAPPA_3 M`` as in ``test_gd``.
+
+Drawn problems run on the reference iteration, jitted once per ``d`` with the
+problem and ``lr`` traced; the paper setting runs on the engine.
 """
 
 import math
+from functools import partial
 
+import jax
 import numpy as np
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -34,7 +43,9 @@ from sims.common.optimizers import make_optimizer
 from sims.linear.oracles import make_oracle
 from sims.linear.recording import every_k, every_step
 from theory import risks
+from theory.quadratic import population_quadratic
 from theory.signal import dct_basis, make_problem, paper_problem
+from theory.testing import reference_run
 
 U = 2.0**-53
 ADAM_EPS = 1e-12
@@ -69,36 +80,60 @@ def problems(draw):
     return make_problem(sigma, w_star, w0), lr
 
 
-def check_adam_is_signgd(problem, lr):
-    """Compares the two on the prefix where the signs provably agree; returns its length."""
-    out = run(problem, lr, ("signgd", "adam"), every_step(STEPS), adam={"b1": 0.0, "b2": 0.0, "eps": ADAM_EPS})
-    w_s, w_a = out["signgd"], out["adam"]
+def check_adam_is_signgd(problem, lr, e_s, diff, big_m):
+    """Compares signGD and moment-free Adam on the prefix where the signs provably
+    agree; returns its length.
+
+    Args:
+      problem: the signal problem.
+      lr: the learning rate of both.
+      e_s: ``(T, d)`` signGD's ``e~`` at every step.
+      diff: ``(T, d)`` Adam's minus signGD's trajectory (``w~`` or ``e~``).
+      big_m: ``M``, a bound on the norm of the iterate both runs round relative to.
+    """
     d = problem.dim
     c = np.asarray(dct_basis(d))
     s2 = np.asarray(problem.spectrum) ** 2
-    e = w_s - np.asarray(problem.w_star_freq)
-    m = np.abs((s2 * e) @ c).min(axis=-1)  # min_i |g_i(t)|, g = C^T diag(s^2) e~
-    big_m = float(np.max(np.linalg.norm(w_s, axis=-1)))
+    m = np.abs((s2 * e_s) @ c).min(axis=-1)  # min_i |g_i(t)|, g = C^T diag(s^2) e~
     with np.errstate(divide="ignore"):  # m = 0 (e.g. w0 = w*): an infinite bound, n = 0
         per_step = lr * (ADAM_EPS / m + 3 * U) + 2 * U * (big_m + lr)
-    dw = np.concatenate([[0.0], np.cumsum(per_step[:-1])])  # bound on ||w_A - w_S||_inf at t
-    need = d * s2.max() * dw + 4 * d * U * s2.max() * np.linalg.norm(e, axis=-1)
+    dw = np.concatenate([[0.0], np.cumsum(per_step[:-1])])  # bound on ||x_A - x_S||_inf at t
+    need = d * s2.max() * dw + 4 * d * U * s2.max() * np.linalg.norm(e_s, axis=-1)
     bad = np.nonzero(m <= need)[0]
     n = int(bad[0]) if bad.size else len(m)
     tol = math.sqrt(d) * (1 + d * beta(d)) * dw + 2 * d * U * big_m
-    assert np.all(np.linalg.norm(w_a[:n] - w_s[:n], axis=-1) <= tol[:n])
+    assert np.all(np.linalg.norm(diff[:n], axis=-1) <= tol[:n])
     return n
 
 
+MOMENT_FREE = {"b1": 0.0, "b2": 0.0, "eps": ADAM_EPS}
+
+
 def test_adam_without_moments_is_signgd_paper_setting():
-    assert check_adam_is_signgd(paper_problem(), 0.01) == STEPS + 1
+    problem = paper_problem()
+    out = run(problem, 0.01, ("signgd", "adam"), every_step(STEPS), adam=MOMENT_FREE)
+    w_s, w_a = out["signgd"], out["adam"]
+    big_m = float(np.max(np.linalg.norm(w_s, axis=-1)))
+    assert check_adam_is_signgd(problem, 0.01, w_s - np.asarray(problem.w_star_freq), w_a - w_s, big_m) == STEPS + 1
 
 
-@settings(max_examples=3, deadline=None)  # each engine run compiles (~1 s)
+@partial(jax.jit, static_argnums=2)
+def reference_pair(problem, lr, steps):
+    """``e~`` of signGD and of moment-free Adam at every step up to ``steps``, on
+    the reference iteration (population); one compile per ``d``."""
+    quad, record = population_quadratic(problem), np.arange(steps + 1)
+    return (reference_run(make_optimizer("signgd", lr), quad, record),
+            reference_run(make_optimizer("adam", lr, **MOMENT_FREE), quad, record))
+
+
+@settings(max_examples=25, deadline=None)
 @given(problems())
 def test_adam_without_moments_is_signgd(problem):
     problem, lr = problem
-    n = check_adam_is_signgd(problem, lr)
+    e_s, e_a = (np.asarray(e) for e in reference_pair(problem, lr, STEPS))
+    big_m = (1 + 4 * problem.dim * beta(problem.dim)) * max(np.linalg.norm(e_s, axis=-1).max(),
+                                                             np.linalg.norm(e_a, axis=-1).max())
+    n = check_adam_is_signgd(problem, lr, e_s, e_a - e_s, big_m)
     assume(n > 100)  # else the first steps already sit within rounding of a sign tie
 
 

@@ -76,7 +76,7 @@ def rounding_rho(problem, w_freq, radius) -> float:
     return 2 * (tau(d) + d * U) * scale * (10 * float(np.linalg.norm(problem.spectrum)) + math.sqrt(d) * radius)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(problems(), coord())
 def test_closed_form_matches_monte_carlo_worst_case(problem, scale):
     problem, w, radius, seed = problem
@@ -146,7 +146,7 @@ def pgd_excess(key, w, x, y, radius, norm):
     )
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(problems(dims=(3,)), st.sampled_from(sorted(ATTACKS)))
 def test_pgd_never_beats_the_worst_case_and_reaches_it(problem, norm):
     problem, w_freq, radius, seed = problem

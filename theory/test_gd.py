@@ -47,7 +47,7 @@ from hypothesis import strategies as st
 
 from sims.linear.engine import make_simulation, seed_keys, simulate
 from sims.common.optimizers import make_optimizer
-from sims.linear.oracles import MODES, make_oracle
+from sims.linear.oracles import GRADIENTS, make_oracle
 from sims.linear.recording import every_step
 from theory import gd
 from theory.signal import make_problem
@@ -142,7 +142,7 @@ def mode_simulation(mode: str):
     return make_simulation({"gd": make_optimizer("gd", MODE_LR)}, oracle)
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", GRADIENTS)
 @settings(max_examples=3, deadline=None)
 @given(base_seed=st.integers(0, 2**31 - 1))
 def test_irrelevant_coordinate_constant_in_every_mode(mode, base_seed):

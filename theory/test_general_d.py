@@ -102,7 +102,7 @@ def spectra(draw, d_max=D_MAX, padded=False):
 def problems(draw, d_max=D_MAX, padded=False):
     """A model on such a spectrum and a stable lr: ``lr sigma_max^2`` in [0.01, 1.99].
 
-    ``padded``: a :class:`SignalModel` of size ``d_max`` whose entries past ``d``
+    ``padded``: a :class:`Problem` of size ``d_max`` whose entries past ``d``
     are zero (spectrum, target and start), and ``d``.
     """
     sigma = draw(spectra(d_max, padded))

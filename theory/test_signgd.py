@@ -1,8 +1,11 @@
 """Claim 5 (THEORY.md section 4): population signGD on ``(sigma_0, sigma_1, 0)``.
 
-With the sign taken in input coordinates, ``w <- w - lr sign(C^T diag(sigma^2) e~)``:
+With the sign taken in input coordinates, ``w <- w - lr sign(C^T diag(sigma^2) e~)``
+(the iteration: :func:`theory.dynamics.run` of :func:`theory.dynamics.optax_step`
+with ``optax.sign_sgd``, on ``e = w - w*``):
 
-* ``theory.signgd.signgd_step_freq`` (the frequency recursion) is that
+* ``theory.signgd.signgd_step_freq`` (the frequency recursion,
+  :func:`theory.dynamics.signgd_freq_step`, also iterated by ``run``) is that
   iteration, and so is the sims engine's ``"signgd"``;
 * ``signgd_phases`` (``t1``, ``t2``, ``e~(t1)``, ``e~(t2)``, the drift) and
   ``signgd_error(t)`` for ``t <= t2`` are the iteration's;
@@ -22,14 +25,16 @@ for ``|e~_0(t1)| < sqrt3 lr``), ``e~_0(t1)`` already has the sign opposite
 to ``e~_0(0)``; ``t2`` is still the end of phase 2, and the phase-3 bound
 holds from there, not from ``t1``.
 
-Tolerances (``U = 2^-53``, ``M`` the largest ``||w(t)||`` on the run).
+Tolerances (``U = 2^-53``, ``M`` the largest of ``||w(t)||`` and ``||e(t)||``
+on the run: the iterations round ``e`` or ``w``).
 
 * Iteration vs exact recursion, l2: the input-coordinate iterations use a
   float64 basis ``C'`` with ``||C' - C||_2 <= 3 beta``, ``beta = (6 pi + 4) U``
   (see ``test_gd``); while the signs agree, a step moves ``e~`` by
   ``lr C' s`` instead of ``lr C s`` (``||s|| <= sqrt3``) and rounds ``w``, so
   it errs by ``rho = 2 lr 3 beta + 8 U M`` (also covering the recursion's own
-  ``3 U`` constants), and ``D(t) = (t + 2) rho`` after ``t`` steps.
+  ``3 U`` constants and the rounding of ``e~(0)`` into ``e(0) = C^T e~(0)``),
+  and ``D(t) = (t + 2) rho`` after ``t`` steps.
 * Signs agree while every ``|g_i| = |(A+B, A, A-B)_i|`` exceeds what an
   error ``D`` in ``e~`` can change: ``sigma_0^2 (sqrt3 D + 12 U ||e~||)``.
   Trajectories are compared up to the first step where that margin fails.
@@ -50,6 +55,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
@@ -58,6 +64,7 @@ from sims.linear.engine import make_simulation, seed_keys, simulate
 from sims.common.optimizers import make_optimizer
 from sims.linear.oracles import make_oracle
 from sims.linear.recording import every_step
+from theory import dynamics as dyn
 from theory import signgd
 from theory.signal import dct_basis, make_problem
 from theory.signgd import REASON_TEXT, NotApplicableError, Reason
@@ -74,23 +81,20 @@ drift_first_order = jax.jit(signgd.signgd_drift_first_order)
 
 @partial(jax.jit, static_argnames="steps")
 def freq_recursion(e0, spectrum, lr, steps=T):
-    """``e~(0..steps)`` of ``signgd_step_freq`` iterated."""
-    step = lambda e, _: (signgd.signgd_step_freq(e, spectrum, lr),) * 2
-    return jnp.concatenate([e0[None], jax.lax.scan(step, e0, None, length=steps)[1]])
+    """``e~(0..steps)`` of the frequency recursion: ``run`` of ``signgd_freq_step``."""
+    state0 = dyn.State(jnp.zeros((), jnp.int32), e0, ())
+    return dyn.run(dyn.signgd_freq_step(spectrum, lr), state0, np.arange(steps + 1))[1]
 
 
 @partial(jax.jit, static_argnames="steps")
 def spatial_iteration(w0_freq, w_star_freq, spectrum, lr, steps=T):
-    """``e~(0..steps) = C w(t) - w~*`` of ``w <- w - lr sign(C^T diag(sigma^2)(C w - w~*))``."""
+    """``e~(0..steps) = C e(t)`` of ``e <- e - lr sign(C^T diag(sigma^2) C e)``,
+    ``e = w - w*``: ``run`` of ``optax_step`` with ``optax.sign_sgd``."""
     c = dct_basis(3)
-    s2 = jnp.square(spectrum)
-
-    def step(w, _):
-        w = w - lr * jnp.sign(c.T @ (s2 * (c @ w - w_star_freq)))
-        return w, w
-
-    w = jnp.concatenate([(c.T @ w0_freq)[None], jax.lax.scan(step, c.T @ w0_freq, None, length=steps)[1]])
-    return w @ c.T - w_star_freq
+    opt = optax.sign_sgd(lr)
+    step = dyn.optax_step(opt, dyn.population_gradient(spectrum), c)
+    state0 = dyn.init_state(opt, c.T @ (w0_freq - w_star_freq))
+    return dyn.run(step, state0, np.arange(steps + 1), dyn.save_e_freq(c))[1]
 
 
 def gradient(e, spectrum):
@@ -101,7 +105,8 @@ def gradient(e, spectrum):
 
 def rounding(problem, lr, e_traj):
     """``D(t)`` for ``t = 0..len-1`` (module docstring)."""
-    m = float(np.max(np.linalg.norm(e_traj + np.asarray(problem.w_star_freq), axis=-1)))
+    norms = np.linalg.norm(np.stack([e_traj, e_traj + np.asarray(problem.w_star_freq)]), axis=-1)
+    m = float(np.max(norms))
     rho = 2 * lr * 3 * BETA + 8 * U * m
     return (np.arange(len(e_traj)) + 2) * rho
 
@@ -168,12 +173,14 @@ def test_frequency_recursion_is_the_spatial_iteration(problem):
 
 @jax.jit
 def one_step_pair(w_freq, w_star_freq, spectrum, lr):
-    """One step of the frequency recursion and of the spatial iteration from ``w~``."""
+    """``e~`` after one step of the frequency recursion and of the spatial
+    iteration (``signgd_freq_step`` and ``optax_step``) from ``w~``."""
     c = dct_basis(3)
-    e = w_freq - w_star_freq
-    w = c.T @ w_freq
-    w_next = w - lr * jnp.sign(c.T @ (jnp.square(spectrum) * (c @ w - w_star_freq)))
-    return signgd.signgd_step_freq(e, spectrum, lr), c @ w_next - w_star_freq
+    e_freq = w_freq - w_star_freq
+    freq = dyn.signgd_freq_step(spectrum, lr)(dyn.State(jnp.zeros((), jnp.int32), e_freq, ()))
+    opt = optax.sign_sgd(lr)
+    spatial = dyn.optax_step(opt, dyn.population_gradient(spectrum), c)(dyn.init_state(opt, c.T @ e_freq))
+    return freq.e, c @ spatial.e
 
 
 @settings(max_examples=100, deadline=None)
@@ -193,7 +200,7 @@ def test_one_step_near_sign_boundaries(s0, q, lr, e1, boundary, log_delta, side,
     boundaries ``A = B``, ``A = -B`` and ``A = 0`` where the pattern changes
     (any spectrum ``(s0, s1, 0)``, ratio ``q`` up to 3).
 
-    The spatial step computes ``A``, ``B`` from ``e~ = C w - w~*``, off by at
+    The spatial step computes ``A``, ``B`` from ``e~ = C e``, ``e = C^T e~``, off by at
     most ``sigma_0^2 8 U M <= 3.2e-14`` (``M <= 9``, ``sigma_0 <= 2``), while
     the margin is ``delta |B| >= 1e-8 * 1.4e-3`` (``|B| >= sigma_1^2 0.05 /
     sqrt2``) or ``delta sigma_0^2 lr >= 2e-12``: the signs are determined, and
@@ -206,7 +213,7 @@ def test_one_step_near_sign_boundaries(s0, q, lr, e1, boundary, log_delta, side,
     w_star = np.array([1.0, -2.0, 0.5])
     spectrum = jnp.array([s0, s1, 0.0])
     freq, spatial = (np.asarray(v) for v in one_step_pair(jnp.asarray(e + w_star), jnp.asarray(w_star), spectrum, lr))
-    m = float(np.linalg.norm(e + w_star)) + 2 * lr
+    m = max(float(np.linalg.norm(e)), float(np.linalg.norm(e + w_star))) + 2 * lr
     rho = 2 * lr * 3 * BETA + 8 * U * m
     assert np.linalg.norm(freq - spatial) <= 2 * (2 * rho)
     # The step moved by a sign pattern, not by zero: the boundary is not a tie.

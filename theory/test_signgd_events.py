@@ -3,7 +3,10 @@
 Checked, for random ``d`` in {2, 3, 4, 5, 8}, random spectra (``sigma_0 > 0``,
 each other frequency irrelevant with probability 1/3), targets, starting
 points and learning rates, against ``w <- w - lr sign(C^T diag(sigma^2)(C w - w~*))``
-iterated with ``lax.scan`` for ``T = 512`` steps:
+iterated for ``T = 512`` steps by the dynamics core (:func:`theory.dynamics.run`
+of :func:`theory.dynamics.optax_step` with ``optax.sign_sgd``, its state
+being ``w`` itself, as in the solver, and its gradient source
+``diag(sigma^2)(w~ - w~*)``; optax's ``w + (-lr) s`` is ``w - lr s`` exactly):
 
 * ``e~(t)`` from ``signgd_event_trajectory`` equals the iteration's for every
   step up to the solver's ``t_final`` (the oscillation stop, ``steps`` or the
@@ -67,9 +70,11 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
+from theory import dynamics as dyn
 from theory import signgd
 from theory.signal import dct_basis, make_problem
 from theory.signgd_events import signgd_event_trajectory, signgd_events
@@ -92,18 +97,15 @@ phases = jax.jit(signgd.signgd_phases)
 
 @partial(jax.jit, static_argnames="steps")
 def iteration(problem, lr, steps=T):
-    """``w(0..steps)`` and ``g(0..steps)`` of ``w <- w - lr sign(C^T diag(s2)(C w - w~*))``."""
+    """``w(0..steps)`` and ``g(0..steps)`` of ``w <- w - lr sign(C^T diag(s2)(C w - w~*))``
+    (module docstring)."""
     c = dct_basis(problem.dim)
     s2 = jnp.square(problem.spectrum)
-    grad = lambda w: c.T @ (s2 * (c @ w - problem.w_star_freq))
-
-    def step(w, _):
-        w = w - lr * jnp.sign(grad(w))
-        return w, w
-
-    w0 = c.T @ problem.w0_freq
-    w = jnp.concatenate([w0[None], jax.lax.scan(step, w0, None, length=steps)[1]])
-    return w, jax.vmap(grad)(w)
+    gradient = lambda w_freq, t: s2 * (w_freq - problem.w_star_freq)  # noqa: E731
+    opt = optax.sign_sgd(lr)
+    step = dyn.optax_step(opt, gradient, c)
+    _, w, _ = dyn.run(step, dyn.init_state(opt, c.T @ problem.w0_freq), np.arange(steps + 1))
+    return w, jax.vmap(lambda w: c.T @ gradient(c @ w, 0))(w)
 
 
 def bounds(problem, lr, w, n):

@@ -1,21 +1,22 @@
 """The reference iteration the theorem checks compare predictions with.
 
-One definition, deliberately plain (no seeds-last layout, no blocked draws,
-no sufficient statistics): any optax optimizer on a :class:`Quadratic`,
+:func:`reference_run` is :func:`theory.dynamics.run` of
+:func:`theory.dynamics.optax_step` on a :class:`Quadratic`, plainly (no
+seeds-last layout, no blocked draws, no sufficient statistics):
 
-    g   = C^T S~ e~        S~ = H~ (population) or X~_t^T X~_t / n (online)
-    e~ <- e~ + C optimizer.update(g)
+    g = C^T S~ C e      S~ = H~ (population) or X~_t^T X~_t / n (online)
+    e <- e + optimizer.update(g)
 
-with the state ``e~`` kept in frequency coordinates (THEORY.md section 8:
-rounding in ``g`` then stays relative to the relevant error). Online batches
-are drawn explicitly, ``X~_t = Z_t diag(sqrt(diag H~))`` with ``Z_t`` standard
-normal from ``fold_in(key, t)``, so they are independent of how many runs are
-vmapped beside this one. A fixed training set is a population problem on its
-own ``H~_S`` (section 8.4).
+with the error ``e`` in input coordinates (the optimizers act there) and
+``e~ = C e`` recorded. Online batches are drawn explicitly,
+``X~_t = Z_t diag(sqrt(diag H~))`` with ``Z_t`` standard normal from
+``fold_in(key, t)`` (:func:`theory.dynamics.online_gradient`), so they are
+independent of how many runs are vmapped beside this one. A fixed training
+set is a population problem on its own ``H~_S`` (THEORY.md section 8.4).
 
-``sims``' fast engine is checked against this iteration in ``tests/``; the
-theorem checks use this one, so a bug in the optimised kernel fails a
-software test, not a theorem.
+``sims``' fast engine is checked against this core in ``tests/``; the
+theorem checks use it, so a bug in the optimised kernel fails a software
+test, not a theorem.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from theory.dynamics import init_state, online_gradient, optax_step, population_gradient, run, save_e_freq
 from theory.quadratic import Quadratic
-from theory.signal import to_freq, to_input
+from theory.signal import dct_basis
 
 Array = jax.Array
 
@@ -61,28 +63,11 @@ def reference_run(
     if batch_size > 0 and key is None:
         raise ValueError("online batches need a key")
     h = quad.hessian_freq
-    sigma = jnp.sqrt(jnp.diagonal(h))
-
-    def grad_freq(e, t):
-        if batch_size == 0:
-            return h @ e
-        z = jax.random.normal(jax.random.fold_in(key, t), (batch_size, quad.dim), e.dtype)
-        x = z * sigma
-        return x.T @ (x @ e) / batch_size
-
-    def step(t, carry):
-        e, state = carry
-        g = to_input(grad_freq(e, t))
-        upd, state = optimizer.update(g, state, g)  # params unused by gd, signgd, adam, rmsprop
-        return e + to_freq(upd), state
-
-    def segment(carry, bounds):
-        start, stop = bounds
-        carry = jax.lax.fori_loop(start, stop, step, carry)
-        return carry, carry[0]
-
-    e0 = quad.e0_freq
-    starts = np.concatenate([[0], steps[:-1]])
-    carry0 = (e0, optimizer.init(to_input(e0)))
-    _, traj = jax.lax.scan(segment, carry0, jnp.asarray(np.stack([starts, steps], 1), jnp.int32))
-    return traj
+    c = dct_basis(quad.dim, quad.e0_freq.dtype)
+    if batch_size == 0:
+        gradient = population_gradient(h)
+    else:
+        gradient = online_gradient(jnp.sqrt(jnp.diagonal(h)), batch_size, key)
+    step = optax_step(optimizer, gradient, c)
+    _, e_freq, _ = run(step, init_state(optimizer, c.T @ quad.e0_freq), steps, save_e_freq(c))
+    return e_freq

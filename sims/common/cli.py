@@ -20,6 +20,7 @@ The contract every script keeps:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -503,12 +504,73 @@ def wrote(outputs: OutputSet, t_start: float, quiet: bool) -> None:
 DECAYS = ("b1", "b2", "decay")  # exponential-average rates, in [0, 1)
 
 
+def add_gradient_flags(p: argparse.ArgumentParser, gradients: Sequence[str], samplers: Sequence[str],
+                       gradient: str = "online", batch_size: int = 5000) -> None:
+    """``--gradient`` (one of ``gradients``: ``sims.linear.oracles.GRADIENTS``), ``--batch-size``,
+    ``--sampler`` (one of ``samplers``) and ``--label-noise``."""
+    a = p.add_argument
+    a("--gradient", choices=tuple(gradients), default=gradient,
+      help="'population': the exact expected gradient; 'online': a fresh batch of --batch-size samples every "
+      f"step (the paper); 'fixed': one training set of --batch-size samples, reused (default: {gradient})")
+    a("--batch-size", type=positive_int, default=batch_size,
+      help=f"samples n per batch or training set, for --gradient online or fixed (default: {batch_size})")
+    a("--sampler", choices=tuple(samplers), default="wishart",
+      help="'wishart' samples the batch's sufficient statistics exactly in O(d^2); "
+      "'explicit' draws the n samples (slow; the reference) (default: wishart)")
+    a("--label-noise", type=nonnegative_float, default=0.0,
+      help="standard deviation of Gaussian label noise, for --gradient online or fixed (default: 0, as in the paper)")
+
+
 def check_gradient_flags(args) -> None:
-    """``--mode fixed`` needs ``--batch-size > 0``; ``--record-points`` >= 2."""
-    if args.batch_size == 0 and args.mode == "fixed":
-        raise UsageError("--mode: 'fixed' needs --batch-size > 0 (0 means the population gradient)")
-    if args.record_points < 2:
+    """Label noise needs sampled data; ``--record-points`` >= 2."""
+    if args.gradient == "population" and args.label_noise > 0:
+        raise UsageError("--label-noise: needs --gradient online or fixed (the population gradient has no noise)")
+    if getattr(args, "record_points", 2) < 2:
         raise UsageError("--record-points: must be >= 2")
+
+
+def add_seed_flags(p: argparse.ArgumentParser, seeds: int) -> None:
+    """``--seeds`` (how many) and ``--seed`` (the base seed)."""
+    p.add_argument("--seeds", type=positive_int, default=seeds, help=f"number of seeds (default: {seeds})")
+    p.add_argument("--seed", type=nonnegative_int, default=0,
+                   help="base seed; seed i uses fold_in(key(seed), i) (default: 0)")
+
+
+def add_optimizer_flags(p: argparse.ArgumentParser, choices: Sequence[str], hparams: bool = True) -> None:
+    """``--optimizers`` (a comma list of ``choices``) and, with ``hparams``, ``--hparam``."""
+    p.add_argument("--optimizers", type=name_list(choices), default=tuple(choices),
+                   help=f"comma list from {','.join(choices)} (default: all)")
+    if hparams:
+        p.add_argument("--hparam", action="append", default=[], metavar="OPT.NAME=VALUE",
+                       help="override an optimizer hyper-parameter, e.g. adam.b1=0 (repeatable); defaults match "
+                       "PyTorch: adam b1=0.9 b2=0.999 eps=1e-8, rmsprop decay=0.99 eps=1e-8 (outside the sqrt)")
+
+
+def add_output_flags(p: argparse.ArgumentParser, summary: str = "summary.json", x64: bool = True) -> None:
+    """``--out``, ``--no-plots``, ``--quiet`` and, with ``x64``, ``--x64``."""
+    a = p.add_argument
+    a("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT}/; the README's outputs are "
+      "refreshed with --out figures)")
+    a("--no-plots", action="store_true", help=f"write {summary} only")
+    a("--quiet", action="store_true", help="no progress or stage lines on stderr")
+    if x64:
+        a("--x64", action="store_true", help="compute in float64 (default: float32)")
+
+
+def config_from(cls, args, **values):
+    """The frozen dataclass ``cls`` filled from the parsed flags (by field name) and ``values``.
+
+    A script's ``config`` block in its JSON is dumped from this object
+    (:func:`config_json`), so it cannot drift from the flags.
+    """
+    names = {f.name for f in dataclasses.fields(cls)}
+    given = {k: v for k, v in vars(args).items() if k in names}
+    return cls(**{**given, **values})
+
+
+def config_json(config) -> dict:
+    """``config`` as a JSON block, with the versions and the device."""
+    return {**dataclasses.asdict(config), **environment()}
 
 
 def parse_hparams(items: Sequence[str], optimizers: Sequence[str]) -> dict:

@@ -1,4 +1,4 @@
-"""The deep-network study: small networks on scikit-learn's digits, trained with SGD, Adam and RMSProp.
+"""The deep-network study: small networks on scikit-learn's digits, trained with (mini-batch) GD, Adam and RMSProp.
 
 Modules: :mod:`digits` (data and 2-D DCT), :mod:`networks`, :mod:`training`,
 :mod:`robustness` (noise, PGD, Lipschitz bounds), :mod:`stats` (intervals,

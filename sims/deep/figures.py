@@ -16,13 +16,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sims.common.balls import NORMS  # noqa: E402
+from sims.common.plotting import COLORS, LABELS  # noqa: E402
 from sims.deep import stats  # noqa: E402
 from sims.deep.study import StudyResult, headline, metric  # noqa: E402
 
 FILES = ("deep_accuracy_robustness.png", "deep_robustness_curves.png", "deep_pgd_convergence.png",
          "deep_spectral_energy.png", "deep_band_noise.png", "deep_lipschitz.png")
-COLORS = {"sgd": "tab:blue", "adam": "tab:green", "rmsprop": "tab:purple"}
-LABELS = {"sgd": "SGD", "adam": "Adam", "rmsprop": "RMSProp"}
 FAILED = 0.5
 
 
@@ -35,24 +34,24 @@ def _err(ax, x, values, color, label, **kw):
 
 def plot_all(result: StudyResult, path: Callable[[str], str], save: Callable) -> None:
     """Draws every figure; ``path(name)`` gives the file to write, ``save(fig, file)`` writes it."""
-    s, ev = result.summary, result.evaluations
+    s, ev, config = result.summary, result.evaluations, result.config
     cfg, res = s["config"], s["results"]
-    labels = {n: LABELS[n] + (f" (momentum {cfg['momentum']:g})" if n == "sgd" and cfg["momentum"] else "")
+    labels = {n: LABELS[n] + (f" (momentum {config.momentum:g})" if n == "gd" and config.momentum else "")
               for n in ev}
     chosen = {n: res["optimizers"][n]["chosen_lr"]["index"] for n in ev}
-    lrs = {n: res["optimizers"][n]["lr_grid"] for n in ev}
+    lrs = {n: res["optimizers"][n]["lrs"] for n in ev}
     setting = (f"digits, {cfg['arch']} {tuple(cfg['widths'])}, {cfg['epochs']} epochs, {cfg['seeds']} seeds; "
                "mean and 95% t interval over seeds")
 
     # 1. The accuracy-robustness plane, one panel per headline metric.
-    heads = headline(_Config(cfg), result.band_names)
+    heads = headline(config, result.band_names)
     rows = (len(heads) + 1 + 2) // 3
     fig, grid = plt.subplots(rows, 3, figsize=(12, 4.0 * rows))
     axes, spare = list(grid.ravel()[: len(heads)]), grid.ravel()[len(heads):]
     comps = {(c["a"], c["b"], c["metric"]): c for c in res["comparisons"]}
     for ax, (name, value, label) in zip(axes, heads):
         for n, e in ev.items():
-            acc, rob = e.clean, metric(e, name, value, _Config(cfg), result.band_names)
+            acc, rob = e.clean, metric(e, name, value, config, result.band_names)
             if name == "lipschitz_upper":
                 rob = 10.0 ** (-rob)
             ok = np.flatnonzero(e.clean.mean(1) >= FAILED)
@@ -65,7 +64,7 @@ def plot_all(result: StudyResult, path: Callable[[str], str], save: Callable) ->
             front = ok[stats.pareto_front(acc[ok].mean(1), (-np.log10(rob[ok]) if name == "lipschitz_upper"
                                                             else rob[ok]).mean(1))]
             ax.plot(acc[front].mean(1), rob[front].mean(1), color=COLORS[n], lw=3, alpha=0.3)
-        a_star = [c["matched_accuracy"]["value"] for (x, y, m), c in comps.items() if m == name and x == "sgd"]
+        a_star = [c["matched_accuracy"]["value"] for (x, y, m), c in comps.items() if m == name and x == "gd"]
         if a_star:
             ax.axvline(min(a_star), color="gray", ls="--", lw=0.8)
         if name == "lipschitz_upper":
@@ -91,8 +90,9 @@ def plot_all(result: StudyResult, path: Callable[[str], str], save: Callable) ->
     # 2. Robustness curves at the chosen learning rate.
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), sharey=True)
     panels = (("Gaussian noise", "per-pixel sigma", cfg["noise_sigmas"], lambda e, i: e.noise[i]),
-              (f"l2 PGD, {cfg['pgd_steps']} steps", "eps (l2)", cfg["l2_radii"], lambda e, i: e.pgd["l2"][i, :, :, -1]),
-              (f"l_inf PGD, {cfg['pgd_steps']} steps", "eps (l_inf)", cfg["linf_radii"],
+              (f"l2 PGD, {cfg['pgd_steps']} steps", "radius (l2)", cfg["l2_radii"],
+               lambda e, i: e.pgd["l2"][i, :, :, -1]),
+              (f"l_inf PGD, {cfg['pgd_steps']} steps", "radius (l_inf)", cfg["linf_radii"],
                lambda e, i: e.pgd["linf"][i, :, :, -1]))
     for ax, (title, xlabel, xs, get) in zip(axes, panels):
         for n, e in ev.items():
@@ -117,7 +117,8 @@ def plot_all(result: StudyResult, path: Callable[[str], str], save: Callable) ->
         for n, e in ev.items():
             for j, ls in zip(picks, (":", "-")[-len(picks):]):
                 acc = e.pgd[norm][chosen[n], :, j, :]
-                ax.plot(np.arange(acc.shape[1]), acc.mean(0), ls, color=COLORS[n], label=f"{labels[n]}, eps {xs[j]:g}")
+                ax.plot(np.arange(acc.shape[1]), acc.mean(0), ls, color=COLORS[n],
+                        label=f"{labels[n]}, radius {xs[j]:g}")
         ax.axvline(conv["compared_with_steps"], color="gray", lw=0.8)
         name = "l2" if norm == "l2" else "l_inf"
         ax.set_title(f"{name} PGD, radii {', '.join(f'{v:g}' for v in xs)}; drawn: "
@@ -180,7 +181,7 @@ def plot_all(result: StudyResult, path: Callable[[str], str], save: Callable) ->
     fig.tight_layout()
     save(fig, path(FILES[4]))
 
-    # 6. Lipschitz bounds at the chosen rate, per-layer norms, and the upper bound along the grid.
+    # 6. Lipschitz bounds at the chosen rate, per-layer norms, and the upper bound at every rate.
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
     names = list(ev)
     for i, n in enumerate(names):
@@ -211,16 +212,10 @@ def plot_all(result: StudyResult, path: Callable[[str], str], save: Callable) ->
     axes[2].set_yscale("log")
     axes[2].set_xlabel("learning rate")
     axes[2].set_ylabel("Lipschitz upper bound")
-    axes[2].set_title(f"upper bound along the grid (* chosen; clean acc. < {FAILED} left out)", fontsize=10)
+    axes[2].set_title(f"upper bound against lr (* chosen; clean acc. < {FAILED} left out)", fontsize=10)
     axes[2].grid(alpha=0.3)
     axes[2].legend(fontsize=8)
     fig.suptitle(setting, fontsize=10)
     fig.tight_layout()
     save(fig, path(FILES[5]))
 
-
-class _Config:
-    """Attribute access to the summary's config dict (for :func:`sims.deep.study.headline`)."""
-
-    def __init__(self, d: dict):
-        self.__dict__.update({k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})

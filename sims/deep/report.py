@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+from sims.common.plotting import LABELS as NAMES
+
 COMMAND = "python sims/deep_robustness.py --out figures"
-NAMES = {"sgd": "SGD", "adam": "Adam", "rmsprop": "RMSProp"}
 
 #: Per-lr columns: (title, key in per_lr, index into a per-setting list or None, format).
 def _columns(summary: dict) -> list[tuple[str, str, Optional[int], str]]:
@@ -39,12 +40,18 @@ def _cell(stat: dict, i: int, j: Optional[int], fmt: str) -> str:
     return f"{fmt.format(m)} ± {fmt.format((hi - lo) / 2)}" if lo is not None else fmt.format(m)
 
 
+def _optimizers(summary: dict) -> list[tuple[str, dict]]:
+    """``(name, results)`` in the order of ``--optimizers`` (the JSON sorts its keys)."""
+    res = summary["results"]["optimizers"]
+    return [(n, res[n]) for n in summary["config"]["optimizers"]]
+
+
 def lr_rows(summary: dict) -> list[tuple[str, ...]]:
     """Header and one row per optimizer and learning rate (``*``: the one-standard-error choice)."""
     cols = _columns(summary)
     rows = [("optimizer", "lr") + tuple(c[0] for c in cols)]
-    for name, r in summary["results"]["optimizers"].items():
-        for i, lr in enumerate(r["lr_grid"]):
+    for name, r in _optimizers(summary):
+        for i, lr in enumerate(r["lrs"]):
             star = " *" if i == r["chosen_lr"]["index"] else ""
             rows.append((NAMES.get(name, name), f"{lr:g}{star}")
                         + tuple(_cell(r["per_lr"][key], i, j, fmt) for _, key, j, fmt in cols))
@@ -69,7 +76,7 @@ def conclusion_rows(summary: dict) -> list[tuple[str, ...]]:
 
 def choice_rows(summary: dict) -> list[tuple[str, ...]]:
     rows = [("optimizer", "chosen lr", "same choice in seed resamples", "first / second half of the seeds")]
-    for name, r in summary["results"]["optimizers"].items():
+    for name, r in _optimizers(summary):
         c = r["chosen_lr"]
         halves = " / ".join(f"{v:g}" for v in c["halves"]) if c["halves"] else "-"
         rows.append((NAMES.get(name, name), f"{c['lr']:g}", f"{c['bootstrap_agreement']:.0%}", halves))

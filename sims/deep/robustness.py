@@ -13,7 +13,7 @@ vmaps over seeds and settings. A sample counts as correct when its logit margin
   ``u`` the steepest-descent direction of ``m`` for the norm (``g / ||g||_2``
   for l2, ``sign(g)`` for l_inf, ``g = grad_delta m`` by ``jax.grad``), ``P``
   the projection onto the ball, from a uniform random start in the ball.
-  The step ``a = step_frac * eps`` does not depend on the number of steps,
+  The step ``a = step_frac * radius`` does not depend on the number of steps,
   so a longer run extends a shorter one; the attack keeps the smallest
   margin met on the way, and every iterate is in the ball, so accuracy under
   attack can only fall with more steps. The accuracy after ``T/2`` and ``T``
@@ -74,7 +74,7 @@ def pgd(key: Array, logits_fn: Callable[[Array], Array], x: Array, y: Array, rad
       radius: radius of the ball (may be traced).
       norm: ``"l2"`` or ``"linf"`` (static).
       steps: number of steps ``T`` (static).
-      step_frac: step ``a = step_frac * eps``.
+      step_frac: step ``a = step_frac * radius``.
 
     Returns:
       :class:`AttackResult`; the sample is robustly correct after ``k`` steps

@@ -12,7 +12,7 @@ Two kinds of interval, each stated where it is used:
   them to both optimizers.
 
 The comparison reads each optimizer's robustness off its accuracy-robustness
-**Pareto front**: the grid points (mean clean accuracy ``A_l``, mean
+**Pareto front**: the learning rates (mean clean accuracy ``A_l``, mean
 robustness ``R_l``) that no other point beats in both, joined by straight
 lines (:func:`front_value`). Both optimizers are read at the highest clean
 accuracy that both reach, ``a* = min(max_l A_l, max_l A'_l)``, so neither is

@@ -1,11 +1,11 @@
 """The deep-network study: every learning rate, every seed, every robustness metric.
 
 Ma, Pan and Farahmand (TMLR 2023), section 5, report that networks trained
-with SGD are more robust than those trained with Adam or RMSProp at equal
-clean accuracy (THEORY.md section 6). A comparison at one validation-tuned
-learning rate per optimizer rests on validation differences of a fraction of
-one image, so here each optimizer is trained at every rate of its grid, over
-seeds, and every rate is measured:
+with (mini-batch) GD are more robust than those trained with Adam or RMSProp
+at equal clean accuracy (THEORY.md section 6). A comparison at one
+validation-tuned learning rate per optimizer rests on validation differences
+of a fraction of one image, so here each optimizer is trained at every rate of
+its list, over seeds, and every rate is measured:
 
 * clean test accuracy; accuracy under white Gaussian noise; under l2 and l_inf
   PGD (:func:`sims.deep.robustness.pgd`, with a convergence check); under
@@ -23,6 +23,7 @@ seeds, and every rate is measured:
   (:func:`sims.deep.training.select_lr`), with its stability under seed
   resampling.
 
+:class:`Config` holds every setting (the script's flags are its fields);
 :func:`run_study` returns the JSON summary and the per-seed arrays the
 figures need; :mod:`sims.deep.report` prints and renders it, and
 :mod:`sims.deep.figures` draws it.
@@ -30,48 +31,57 @@ figures need; :mod:`sims.deep.report` prints and renders it, and
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import math
 import os
 import time
 from functools import partial
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sims.common import cli
 from sims.common.balls import NORMS
-from sims.deep import stats
-from sims.deep.digits import DIM, SIDE, Digits, Split, band_masks, block_mask, energy_mask, project, spectral_energy
-from sims.deep.networks import Architecture, apply, weight_norms, weight_shapes
-from sims.deep.robustness import dense_spectral_norms, lipschitz_bounds, noise_accuracy, pgd
-from sims.deep.training import OPTIMIZERS, TrainConfig, batched_accuracy, select_lr, train_grid
 from sims.common.optimizers import DEFAULT_HYPERPARAMS
+from sims.common.streams import EVAL_STREAM
+from sims.deep import stats
+from sims.deep.digits import (DIM, SIDE, Digits, Split, band_masks, block_mask, energy_mask, load_split, project,
+                              spectral_energy)
+from sims.deep.networks import Architecture, apply, check_architecture, weight_norms, weight_shapes
+from sims.deep.robustness import dense_spectral_norms, lipschitz_bounds, noise_accuracy, pgd
+from sims.deep.training import OPTIMIZERS, TrainConfig, batched_accuracy, select_lr, train_lrs
 
-#: Factor-2 grids around each optimizer's usual range; with momentum m the SGD
-#: grid is scaled by (1 - m), which keeps the effective step lr / (1 - m).
-LR_GRIDS = {
-    "sgd": (0.05, 0.1, 0.2, 0.4, 0.8, 1.6),
+#: Factor-2 learning rates around each optimizer's usual range; with momentum m
+#: GD's are scaled by (1 - m), which keeps the effective step lr / (1 - m).
+LRS = {
+    "gd": (0.05, 0.1, 0.2, 0.4, 0.8, 1.6),
     "adam": (1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2, 3.2e-2),
     "rmsprop": (5e-4, 1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2),
 }
 DEFAULT_WIDTHS = {"mlp": (128, 128), "cnn": (16, 32)}
 BAND_NAMES = ("low", "middle", "high", "removed")
-#: fold_in index of the evaluation key (noise, PGD starts, power iteration):
-#: far from the seeds' indices 0, 1, ..., and shared by all optimizers.
-EVAL_STREAM = 2**31 - 1
 #: The claims tested, each "the first is more robust than the second".
-CLAIMS = (("sgd", "adam"), ("sgd", "rmsprop"), ("adam", "rmsprop"))
+CLAIMS = (("gd", "adam"), ("gd", "rmsprop"), ("adam", "rmsprop"))
+MAX_LRS = 64  # per optimizer: more is a typo, not a study
+MAX_POWER_ITERS = 10**5
 
 
-class StudyConfig(NamedTuple):
-    """Every setting of a run; the parser fills it and the summary's ``config`` is dumped from it."""
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Every setting of a run: the script's flags fill it (same names) and the summary's ``config`` is dumped from it.
+
+    ``lrs`` is ``((optimizer, (lr, ...)), ...)`` (hashable); the JSON writes it as
+    ``{optimizer: [lr, ...]}``.
+    """
 
     arch: str = "mlp"
-    widths: tuple = (128, 128)
+    widths: tuple = DEFAULT_WIDTHS["mlp"]
     optimizers: tuple = OPTIMIZERS
     momentum: float = 0.0
-    lr_grids: tuple = tuple(LR_GRIDS.items())  # ((name, (lr, ...)), ...): hashable
+    lrs: tuple = tuple(LRS.items())
     epochs: int = 40
     batch_size: int = 64
     seeds: int = 8
@@ -92,16 +102,73 @@ class StudyConfig(NamedTuple):
     resamples: int = stats.RESAMPLES
     x64: bool = False
 
-    def to_dict(self) -> dict:
-        d = self._asdict()
-        d["lr_grids"] = {k: list(v) for k, v in self.lr_grids}
-        d["hparams"] = {n: dict(DEFAULT_HYPERPARAMS[n]) for n in self.optimizers if n in DEFAULT_HYPERPARAMS}
-        d["dtype"] = "float64" if self.x64 else "float32"
-        d["split"] = "60/20/20 stratified"
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+def config_json(config: Config) -> dict:
+    """The summary's ``config`` block: the fields, the optimizers' hyper-parameters, the dtype, the versions."""
+    d = cli.config_json(config)
+    d["lrs"] = {k: list(v) for k, v in config.lrs}
+    d["hparams"] = {n: dict(DEFAULT_HYPERPARAMS[n]) for n in config.optimizers if n in DEFAULT_HYPERPARAMS}
+    d["dtype"] = "float64" if config.x64 else "float32"
+    d["split"] = "60/20/20 stratified"
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
-def headline(config: StudyConfig, band_names) -> list[tuple[str, object, str]]:
+def parse_lrs(items: Sequence[str], optimizers: Sequence[str], momentum: float) -> tuple:
+    """``["adam=1e-3,1e-2", ...]`` (the ``--lrs`` flags) -> ``((name, lrs), ...)``, :data:`LRS` elsewhere.
+
+    GD's default rates are scaled by ``1 - momentum``.
+
+    Raises:
+      ValueError: ``"--lrs: ..."`` for a malformed item, an optimizer not in
+        ``optimizers`` or given twice, a repeat or more than :data:`MAX_LRS` rates.
+    """
+    lrs = {n: LRS[n] for n in optimizers}
+    if "gd" in lrs:
+        lrs["gd"] = tuple(float(f"{v * (1 - momentum):.6g}") for v in lrs["gd"])
+    seen = set()
+    for item in items:
+        name, sep, values = item.partition("=")
+        if not sep or name not in optimizers or name in seen:
+            why = ("is not of the form OPT=LR,LR,..." if not sep else "names an optimizer not in --optimizers"
+                   if name not in optimizers else "gives an optimizer twice")
+            raise ValueError(f"--lrs: {item!r} {why}")
+        seen.add(name)
+        try:
+            given = cli.float_list(values)
+        except argparse.ArgumentTypeError as err:
+            raise ValueError(f"--lrs: {item!r}: {err}") from None
+        if any(v <= 0 for v in given):
+            raise ValueError(f"--lrs: {item!r}: a learning rate must be > 0")
+        if len(set(given)) != len(given) or len(given) > MAX_LRS:
+            raise ValueError(f"--lrs: {item!r} repeats a value or has more than {MAX_LRS}")
+        lrs[name] = tuple(sorted(given))
+    return tuple((n, lrs[n]) for n in optimizers)
+
+
+def check_config(config: Config) -> None:
+    """The ranges the flags' types do not check.
+
+    Raises:
+      ValueError: ``"--flag: why"`` for the first setting out of range.
+    """
+    checks = [(config.momentum >= 1, "--momentum: must be in [0, 1)"),
+              (config.keep_energy > 1, "--keep-energy: must be in (0, 1]"),
+              (config.block > SIDE, f"--block: must be at most {SIDE}"),
+              (config.pgd_steps < 2, "--pgd-steps: must be >= 2 (T/2 steps is the convergence check)"),
+              (config.pgd_step_frac > 2, "--pgd-step-frac: must be in (0, 2]"),
+              (config.pgd_tol > 1, "--pgd-tol: an accuracy change is at most 1"),
+              (config.power_iters > MAX_POWER_ITERS, f"--power-iters: at most {MAX_POWER_ITERS} (the check of the "
+               "SVD norms; its error falls like (s2/s1)^(4 iters))")]
+    for bad, message in checks:
+        if bad:
+            raise ValueError(message)
+    try:
+        check_architecture(Architecture(config.arch, tuple(config.widths)))
+    except ValueError as err:
+        raise ValueError(f"--widths: {err}") from None
+
+
+def headline(config: Config, band_names) -> list[tuple[str, object, str]]:
     """The metrics the claims are tested on: ``(metric, setting, label)``.
 
     The middle radius or sigma of each list, the noise in the removed band
@@ -111,8 +178,8 @@ def headline(config: StudyConfig, band_names) -> list[tuple[str, object, str]]:
     mid = lambda v: v[(len(v) - 1) // 2]
     band = "removed" if "removed" in band_names else band_names[-1]
     return [("noise", mid(config.noise_sigmas), f"Gaussian noise sigma {mid(config.noise_sigmas):g}"),
-            ("pgd_l2", mid(config.l2_radii), f"l2 PGD eps {mid(config.l2_radii):g}"),
-            ("pgd_linf", mid(config.linf_radii), f"l_inf PGD eps {mid(config.linf_radii):g}"),
+            ("pgd_l2", mid(config.l2_radii), f"l2 PGD radius {mid(config.l2_radii):g}"),
+            ("pgd_linf", mid(config.linf_radii), f"l_inf PGD radius {mid(config.linf_radii):g}"),
             ("band_noise", band, f"noise in the {band} band"),
             ("lipschitz_upper", None, "Lipschitz upper bound")]
 
@@ -146,7 +213,7 @@ def activation_floats(arch: Architecture) -> int:
     return total + 10
 
 
-def estimates(config: StudyConfig, n_train: int, n_test: int) -> list[Estimate]:
+def estimates(config: Config, n_train: int, n_test: int) -> list[Estimate]:
     """Memory, and a lower bound on time, of the run's largest stages, each named by its flag.
 
     With ``N = L S`` networks of one optimizer (all trained and measured at
@@ -163,8 +230,8 @@ def estimates(config: StudyConfig, n_train: int, n_test: int) -> list[Estimate]:
     refuses a run certain to be too long.
     """
     b = 8 if config.x64 else 4
-    grids = dict(config.lr_grids)
-    nets = max(len(grids[o]) for o in config.optimizers) * config.seeds
+    lrs = dict(config.lrs)
+    nets = max(len(lrs[o]) for o in config.optimizers) * config.seeds
     k = len(config.optimizers)
     arch = Architecture(config.arch, tuple(config.widths))
     p = sum(math.prod(s) + s[-1] for s in weight_shapes(arch))
@@ -250,22 +317,21 @@ def _np(a, shape):
     return np.asarray(a, np.float64).reshape(shape + np.shape(a)[1:])
 
 
-def evaluate_optimizer(name: str, config: StudyConfig, data: Digits, low: Digits, setup: dict,
+def evaluate_optimizer(name: str, config: Config, data: Digits, low: Digits, setup: dict,
                        tick: Callable[[str], None]) -> Evaluation:
     """Trains ``name`` at every rate and seed (on the full and the low-pass data) and measures each network."""
-    grid = dict(config.lr_grids)[name]
+    lrs = dict(config.lrs)[name]
     arch = Architecture(config.arch, tuple(config.widths))
-    cfg = TrainConfig(arch, name, config.epochs, config.batch_size, config.momentum if name == "sgd" else 0.0)
-    dtype = data.train.x.dtype
-    lrs = jnp.asarray(grid, dtype)
-    ls = (len(grid), config.seeds)
+    cfg = TrainConfig(arch, name, config.epochs, config.batch_size, config.momentum if name == "gd" else 0.0)
+    ls = (len(lrs), config.seeds)
+    lrs = jnp.asarray(lrs, data.train.x.dtype)
     tick(f"{name}: training {ls[0]} learning rates x {ls[1]} seeds")
-    trained = train_grid(setup["keys"], lrs, data.train, cfg)
+    trained = train_lrs(setup["keys"], lrs, data.train, cfg)
     val, train = batched_accuracy(trained, data.val), batched_accuracy(trained, data.train)
     clean = batched_accuracy(trained, data.test)
     params = jax.block_until_ready(_flat(trained))  # each stage ends before the next is announced
     tick(f"{name}: training on the low-pass images")
-    trained_low = train_grid(setup["keys"], lrs, low.train, cfg)
+    trained_low = train_lrs(setup["keys"], lrs, low.train, cfg)
     lowpass_val, lowpass = jax.block_until_ready((batched_accuracy(trained_low, low.val),
                                                   batched_accuracy(trained_low, low.test)))
     del trained, trained_low
@@ -297,7 +363,7 @@ def _interval(a) -> dict:
     return {"mean": iv.mean.tolist(), "lo": iv.lo.tolist(), "hi": iv.hi.tolist()}
 
 
-def metric(ev: Evaluation, name: str, setting, config: StudyConfig, band_names) -> np.ndarray:
+def metric(ev: Evaluation, name: str, setting, config: Config, band_names) -> np.ndarray:
     """``(L, S)`` robustness (larger is more robust) of one headline metric."""
     if name == "noise":
         return ev.noise[..., list(config.noise_sigmas).index(setting)]
@@ -317,9 +383,10 @@ class StudyResult(NamedTuple):
     summary: dict
     evaluations: dict  # optimizer -> Evaluation
     band_names: tuple
+    config: Config
 
 
-def prepare(config: StudyConfig, data: Digits) -> tuple[dict, Digits, tuple, dict]:
+def prepare(config: Config, data: Digits) -> tuple[dict, Digits, tuple, dict]:
     """Keys, the low-pass data and the noise settings, shared by every optimizer."""
     dtype = data.train.x.dtype
     base = jax.random.key(config.seed)
@@ -349,20 +416,26 @@ def prepare(config: StudyConfig, data: Digits) -> tuple[dict, Digits, tuple, dic
     return setup, low, band_names, info
 
 
-def run_study(config: StudyConfig, data: Digits, tick: Optional[Callable[[str], None]] = None) -> StudyResult:
+def run_study(config: Config, tick: Optional[Callable[[str], None]] = None,
+              data: Optional[Digits] = None) -> StudyResult:
     """Trains and measures every optimizer at every rate and seed; compares them; returns the summary.
 
     Args:
       config: the settings.
-      data: the split (its dtype is the computation's).
       tick: called with a message at the start of each stage (progress).
+      data: the split; default: :func:`sims.deep.digits.load_split` of
+        ``config.split_seed`` in float64 if ``config.x64``, else float32 (the
+        data's dtype is the computation's).
 
     Returns:
       :class:`StudyResult`.
     """
     tick = tick or (lambda message: None)
+    if data is None:
+        tick("loading the digits")
+        data = load_split(config.split_seed, dtype=jnp.float64 if config.x64 else jnp.float32)
     setup, low, band_names, info = prepare(config, data)
-    grids = dict(config.lr_grids)
+    lrs = dict(config.lrs)
     evaluations, timing = {}, {}
     for name in config.optimizers:
         t0 = time.perf_counter()
@@ -371,13 +444,13 @@ def run_study(config: StudyConfig, data: Digits, tick: Optional[Callable[[str], 
     tick("statistics: intervals, Pareto fronts, bootstrap comparisons")
     t0 = time.perf_counter()
     rng = np.random.default_rng([config.seed, EVAL_STREAM])
-    optimizers = {name: _optimizer_summary(grids[name], ev, config, rng) for name, ev in evaluations.items()}
+    optimizers = {name: _optimizer_summary(lrs[name], ev, config, rng) for name, ev in evaluations.items()}
     comparisons = _comparisons(evaluations, config, band_names, rng)
     timing["statistics_s"] = time.perf_counter() - t0
     half = config.pgd_steps // 2
     change = max(float(np.nanmax(ev.pgd[n][..., half] - ev.pgd[n][..., -1])) for ev in evaluations.values() for n in NORMS)
     summary = {
-        "config": config.to_dict(),
+        "config": config_json(config),
         "results": {
             "data": info,
             "intervals": {
@@ -394,18 +467,18 @@ def run_study(config: StudyConfig, data: Digits, tick: Optional[Callable[[str], 
         },
         "timing": timing,
     }
-    return StudyResult(summary, evaluations, band_names)
+    return StudyResult(summary, evaluations, band_names, config)
 
 
-def _optimizer_summary(grid, ev: Evaluation, config: StudyConfig, rng) -> dict:
-    sel = select_lr(grid, ev.val)
-    stab = stats.selection_stability(grid, ev.val, select_lr, rng, config.resamples)
-    low_sel = select_lr(grid, ev.lowpass_val)
+def _optimizer_summary(lrs, ev: Evaluation, config: Config, rng) -> dict:
+    sel = select_lr(lrs, ev.val)
+    stab = stats.selection_stability(lrs, ev.val, select_lr, rng, config.resamples)
+    low_sel = select_lr(lrs, ev.lowpass_val)
     half = config.pgd_steps // 2
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.abs(ev.layer_norms / ev.dense_norms - 1)
     return {
-        "lr_grid": list(grid),
+        "lrs": list(lrs),
         "chosen_lr": {"lr": sel.lr, "index": sel.index, "bootstrap_agreement": stab.bootstrap_agreement,
                       "halves": list(stab.halves) if stab.halves else None},
         "lowpass_chosen_lr": low_sel.lr,
@@ -424,7 +497,7 @@ def _optimizer_summary(grid, ev: Evaluation, config: StudyConfig, rng) -> dict:
     }
 
 
-def _comparisons(evaluations: dict, config: StudyConfig, band_names, rng) -> list[dict]:
+def _comparisons(evaluations: dict, config: Config, band_names, rng) -> list[dict]:
     out = []
     for a, b in CLAIMS:
         if a not in evaluations or b not in evaluations:

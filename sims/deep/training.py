@@ -1,15 +1,16 @@
-"""Mini-batch training of the digit classifiers with SGD, Adam or RMSProp.
+"""Mini-batch training of the digit classifiers with GD, Adam or RMSProp.
 
 One run is a pure function of ``(key, lr)``: the key fixes the
 initialisation and the order of the mini-batches, and the whole run is one
 ``lax.scan`` over the steps of all epochs. Runs are ``vmap``-ed
-over seeds and over a grid of learning rates, and a learning rate is chosen
+over seeds and over a list of learning rates, and a learning rate is chosen
 per optimizer by the one-standard-error rule on the validation accuracy
 (:func:`select_lr`); the study (:mod:`sims.deep.study`) also compares the
-optimizers along the whole grid (Ma, Pan and Farahmand, TMLR 2023, section 5).
+optimizers at every learning rate (Ma, Pan and Farahmand, TMLR 2023, section 5).
 
 Adam and RMSProp use PyTorch's defaults, as the paper's code did
-(:mod:`sims.common.optimizers`, THEORY.md section 5); SGD may carry heavy-ball
+(:mod:`sims.common.optimizers`, THEORY.md section 5); GD (``w <- w - lr g``, ``g``
+a mini-batch's gradient) may carry heavy-ball
 momentum (PyTorch's form, ``v <- m v + g``, ``w <- w - lr v``).
 """
 
@@ -28,7 +29,7 @@ from sims.common.optimizers import make_optimizer as shared_make_optimizer
 
 Array = jax.Array
 
-OPTIMIZERS = ("sgd", "adam", "rmsprop")
+OPTIMIZERS = ("gd", "adam", "rmsprop")
 
 
 class TrainConfig(NamedTuple):
@@ -39,7 +40,7 @@ class TrainConfig(NamedTuple):
       optimizer: one of :data:`OPTIMIZERS`.
       epochs: passes over the training set.
       batch_size: samples per step; each epoch drops the last partial batch.
-      momentum: SGD heavy-ball momentum (0: plain SGD); ignored otherwise.
+      momentum: GD heavy-ball momentum (0: plain GD); ignored otherwise.
     """
 
     arch: Architecture
@@ -52,14 +53,13 @@ class TrainConfig(NamedTuple):
 def make_optimizer(name: str, lr, momentum: float = 0.0) -> optax.GradientTransformation:
     """The optax transformation for ``name`` at learning rate ``lr`` (may be traced).
 
-    :func:`sims.common.optimizers.make_optimizer` with ``"sgd"`` for its ``"gd"``
-    (the update is the same; here the gradient is a mini-batch's), plus
-    optional heavy-ball momentum.
+    :func:`sims.common.optimizers.make_optimizer` (here ``gd``'s gradient is a
+    mini-batch's), plus optional heavy-ball momentum for ``gd``.
 
     Raises:
       ValueError: for an unknown name.
     """
-    if name == "sgd":
+    if name == "gd":
         return optax.sgd(lr, momentum=momentum) if momentum > 0 else shared_make_optimizer("gd", lr)
     if name in ("adam", "rmsprop"):
         return shared_make_optimizer(name, lr)
@@ -95,7 +95,7 @@ def train(key: Array, lr, data: Split, config: TrainConfig) -> Params:
     Args:
       key: PRNG key; split into the initialisation key and the key of the
         shuffles.
-      lr: learning rate (a scalar; may be traced, for ``vmap`` over a grid).
+      lr: learning rate (a scalar; may be traced, for ``vmap`` over learning rates).
       data: the training set.
       config: static settings.
 
@@ -122,25 +122,25 @@ def train(key: Array, lr, data: Split, config: TrainConfig) -> Params:
     return params
 
 
-def _train_grid(keys: Array, lrs: Array, data: Split, config: TrainConfig) -> Params:
+def _train_lrs(keys: Array, lrs: Array, data: Split, config: TrainConfig) -> Params:
     per_seed = jax.vmap(train, in_axes=(0, None, None, None))
     return jax.vmap(per_seed, in_axes=(None, 0, None, None))(keys, lrs, data, config)
 
 
-#: ``train_grid(keys (S,), lrs (L,), data, config)`` -> parameters with leading
+#: ``train_lrs(keys (S,), lrs (L,), data, config)`` -> parameters with leading
 #: axes ``(L, S)``. Seed ``s`` has the same initialisation and batch order at
 #: every learning rate (common random numbers).
-train_grid = jax.jit(_train_grid, static_argnames="config")
+train_lrs = jax.jit(_train_lrs, static_argnames="config")
 
 
 def batch_axes(params: Params) -> int:
-    """Number of leading batch axes (seeds, grid) of stacked parameters."""
+    """Number of leading batch axes (learning rates, seeds) of stacked parameters."""
     return params[0].w.ndim - (4 if isinstance(params[0], Conv) else 2)
 
 
 @jax.jit
 def batched_accuracy(params: Params, data: Split) -> Array:
-    """Accuracy of parameters with any leading batch axes (seeds, grid), on one data set."""
+    """Accuracy of parameters with any leading batch axes (learning rates, seeds), on one data set."""
     fn = accuracy
     for _ in range(batch_axes(params)):
         fn = jax.vmap(fn, in_axes=(0, None, None))
@@ -151,9 +151,9 @@ class Selection(NamedTuple):
     """The learning-rate choice of one optimizer.
 
     Attributes:
-      index: position of the chosen rate in the grid.
+      index: position of the chosen rate in ``lrs``.
       lr: the chosen rate.
-      val_accuracy: ``(L, S)`` validation accuracy of every grid point and seed.
+      val_accuracy: ``(L, S)`` validation accuracy of every learning rate and seed.
     """
 
     index: int
@@ -166,7 +166,7 @@ def select_lr(lrs, val_accuracy) -> Selection:
 
     With ``m_l`` the mean over seeds and ``se_l = sd_l / sqrt(S)`` its
     standard error (``sd`` with ``ddof=1``; 0 for one seed), let ``b`` be the
-    grid point with the largest ``m``; the choice is the largest ``lr`` with
+    rate with the largest ``m``; the choice is the largest ``lr`` with
     ``m_l >= m_b - se_b`` (the "one-standard-error rule" of model selection).
     A difference smaller than the seeds' own scatter, e.g. one validation
     image, cannot move the choice unless it moves ``m_b - se_b`` across an
@@ -174,7 +174,7 @@ def select_lr(lrs, val_accuracy) -> Selection:
     count as 0.
 
     Args:
-      lrs: ``(L,)`` grid.
+      lrs: ``(L,)`` learning rates.
       val_accuracy: ``(L, S)``.
     """
     val = np.nan_to_num(np.asarray(val_accuracy, np.float64))

@@ -223,7 +223,7 @@ def monte_carlo_risk(
         ``w`` in a batch sees the same samples (common random numbers).
       w_freq: ``(..., d)`` weights in frequency coordinates, batched over the
         leading axes.
-      model: the signal model (its ``spectrum`` and ``w_star_freq``).
+      problem: the signal model (its ``spectrum`` and ``w_star_freq``).
       radius: perturbation budget (ignored for ``"none"``).
       n_samples: number of samples (static).
       attack: one of :data:`ATTACKS` (static).

@@ -12,8 +12,8 @@ Each seed's key splits into ``(data_key, stream_key)``; the batch drawn at
 step ``t`` depends only on ``fold_in(stream_key, t)`` (keys of another PRNG
 implementation are first mapped to threefry words, see
 :func:`sims.linear.sampling.key_words`). So a seed's trajectory does not depend on
-how many seeds run beside it, on the record grid, on chunking, on the block
-size or on the devices the seeds are sharded over: ``tests/test_engine.py``
+how many seeds run beside it, on the record grid, on chunking, on
+``draw_steps`` or on the devices the seeds are sharded over: ``tests/test_engine.py``
 and ``tests/test_sharding.py`` check this bit for bit. (That needs the same
 floating-point operations for every seed count. XLA fuses tiny arrays
 differently, and with them which ``a * b + c`` become FMAs, so seeds are
@@ -29,7 +29,7 @@ How it runs fast (``benchmarks/bench_engine.py`` has the numbers):
   (vmapping the one-seed step instead gives ``(seeds, k, d)`` layouts,
   batched 3x3 matrix products and per-seed scalar work.)
 * **Random numbers in blocks.** For oracles with a batched ``draw`` (online
-  Wishart), the batches of the next ``block`` steps of every seed are drawn
+  Wishart), the batches of the next ``draw_steps`` steps of every seed are drawn
   in one vectorised call (threefry written out so XLA fuses it; an exact
   Marsaglia-Tsang chi-square instead of ``jax.random.gamma``'s while loop;
   see :mod:`sims.linear.sampling`), materialised, and consumed by the inner loop.
@@ -52,7 +52,7 @@ How it runs fast (``benchmarks/bench_engine.py`` has the numbers):
   shapes does not compile again.
 
 Steps run between record points inside a ``lax.scan`` over the grid, so
-memory is proportional to the grid (plus the state and one block of draws).
+memory is proportional to the grid (plus the state and one call's draws).
 
 Long runs. A gap between record points is run as segments of at most
 :data:`MAX_SEGMENT` ``= 2^31 - 1`` steps (the loop counters are int32; see
@@ -90,10 +90,10 @@ Array = jax.Array
 #: every seed count gives the same bits (``tests/test_engine.py``).
 SEED_MULTIPLE = 16
 
-#: With ``block=None``, about this many (step, seed) draws are made at once
-#: per device: enough to amortise a block's overhead, few enough to stay in
+#: With ``draw_steps=None``, about this many (step, seed) draws are made at once
+#: per device: enough to amortise a call's overhead, few enough to stay in
 #: cache (measured on a 2-core AMD EPYC: 8 steps at 1024 seeds).
-BLOCK_DRAWS = 8192
+DRAWS_PER_CALL = 8192
 
 
 #: The longest segment run by one loop: loop counters are int32.
@@ -106,9 +106,9 @@ MAX_SEGMENT = 2**31 - 1
 ELEMENTWISE = frozenset(OPTIMIZERS)
 
 
-def auto_block(seeds_per_device: int) -> int:
-    """The default block: ``BLOCK_DRAWS / seeds`` rounded to a power of 2 in ``[4, 64]``."""
-    b = BLOCK_DRAWS / max(1, seeds_per_device)
+def auto_draw_steps(seeds_per_device: int) -> int:
+    """The default ``draw_steps``: ``DRAWS_PER_CALL / seeds`` rounded to a power of 2 in ``[4, 64]``."""
+    b = DRAWS_PER_CALL / max(1, seeds_per_device)
     return int(min(64, max(4, 2 ** round(math.log2(b)))))
 
 
@@ -243,17 +243,17 @@ class _Plan(NamedTuple):
     w_star_in: tuple[float, ...]
     w_star_freq: tuple[float, ...]
     elementwise: tuple[bool, ...]
-    block: int
+    draw_steps: int
 
 
-def _make_plan(sim: Simulation, problem: Problem, block: int) -> _Plan:
+def _make_plan(sim: Simulation, problem: Problem, draw_steps: int) -> _Plan:
     d, dtype = problem.dim, problem.spectrum.dtype
     c = _dct_basis_np(d)
     w0_in = tuple(float(v) for v in np.asarray(problem.w0_freq, np.float64) @ c)
     elementwise = sim.elementwise or (False,) * len(sim.names)
     w_star_in = tuple(float(v) for v in np.asarray(problem.w_star_freq, np.float64) @ c)
     w_star_freq = tuple(float(v) for v in np.asarray(problem.w_star_freq))
-    return _Plan(sim, d, dtype, w0_in, w_star_in, w_star_freq, tuple(elementwise), block)
+    return _Plan(sim, d, dtype, w0_in, w_star_in, w_star_freq, tuple(elementwise), draw_steps)
 
 
 def _init(plan: _Plan, keys: Array) -> _State:
@@ -321,8 +321,8 @@ def _run_steps(plan: _Plan, s: _State, length: Array) -> _State:
         body = lambda _, s: _step(plan, s, lambda e: oracle.apply(s.data, None, e))
         return jax.lax.fori_loop(0, length, body, s)
 
-    if oracle.apply is not None:  # draw the batches of ``block`` steps at once
-        block = plan.block
+    if oracle.apply is not None:  # draw the batches of ``draw_steps`` steps at once
+        block = plan.draw_steps
         offsets = jnp.arange(block, dtype=jnp.uint32)[:, None]
 
         def step_keys(s):  # (2, block, seeds): the keys of steps t + b
@@ -462,14 +462,14 @@ def simulate_seeds_last(
     chunks: int = 64,
     progress: Optional[Callable[[int, int], None]] = None,
     devices: Optional[Sequence[jax.Device]] = None,
-    block: Optional[int] = None,
+    draw_steps: Optional[int] = None,
     max_segment: int = MAX_SEGMENT,
 ) -> SeedsLast:
     """:func:`simulate`, returning the records in the engine's seed-last layout
     (no transpose, no copy to the host); arguments as for :func:`simulate`."""
     grid = check_record_steps(grid)
-    if block is not None and block < 1:
-        raise ValueError(f"block must be >= 1, got {block}")
+    if draw_steps is not None and draw_steps < 1:
+        raise ValueError(f"draw_steps must be >= 1, got {draw_steps}")
     seg = split_gaps(grid, max_segment)
     per_chunk = max(1, math.ceil(len(seg.lengths) / max(1, chunks)))
     n_chunks = math.ceil(len(seg.lengths) / per_chunk)
@@ -484,9 +484,9 @@ def simulate_seeds_last(
     if n_pad:  # extra seeds, dropped below: every device gets as many, a multiple of SEED_MULTIPLE
         keys = jnp.concatenate([keys, jnp.broadcast_to(keys[-1:], (n_pad,) + keys.shape[1:])])
 
-    if block is None:
-        block = auto_block(keys.shape[0] // len(devices))
-    plan = _make_plan(sim, problem, block)
+    if draw_steps is None:
+        draw_steps = auto_draw_steps(keys.shape[0] // len(devices))
+    plan = _make_plan(sim, problem, draw_steps)
     args = (plan, devices, keys.dtype, tuple(keys.shape[1:]))
     try:
         comp = _compile(*args)
@@ -527,14 +527,14 @@ def simulate(
     chunks: int = 64,
     progress: Optional[Callable[[int, int], None]] = None,
     devices: Optional[Sequence[jax.Device]] = None,
-    block: Optional[int] = None,
+    draw_steps: Optional[int] = None,
     max_segment: int = MAX_SEGMENT,
 ) -> Trajectories:
     """Runs every seed and optimizer, recording ``w~`` on ``grid``.
 
     Args:
       sim: from :func:`make_simulation`.
-      model: the signal model (shared by all seeds).
+      problem: the signal model (shared by all seeds).
       keys: ``(seeds,)`` PRNG keys, e.g. from :func:`seed_keys`.
       grid: record steps, from :mod:`sims.linear.recording` (starts at 0). Gaps may
         be of any length (:func:`split_gaps`).
@@ -544,8 +544,8 @@ def simulate(
       devices: devices to shard the seed axis over (default: all of
         ``jax.devices()``). Seeds are padded to a multiple of
         ``SEED_MULTIPLE`` per device.
-      block: steps whose batches are drawn at once (online Wishart); results
-        do not depend on it. Default: :func:`auto_block`.
+      draw_steps: steps whose batches are drawn at once (online Wishart);
+        results do not depend on it. Default: :func:`auto_draw_steps`.
       max_segment: the longest run of steps in one loop (default and
         maximum :data:`MAX_SEGMENT`); results do not depend on it.
 
@@ -553,6 +553,6 @@ def simulate(
       :class:`Trajectories` with ``w_freq`` of shape ``(seeds, k, T, d)``.
     """
     out = simulate_seeds_last(sim, problem, keys, grid, chunks=chunks, progress=progress, devices=devices,
-                              block=block, max_segment=max_segment)
+                              draw_steps=draw_steps, max_segment=max_segment)
     w_freq = jnp.transpose(out.w_freq, (3, 1, 0, 2))[: out.n_seeds]
     return Trajectories(out.names, out.steps, w_freq)

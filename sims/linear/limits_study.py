@@ -1,6 +1,6 @@
 """Discrete optimizers against their small-learning-rate limits (THEORY.md section 8).
 
-For each optimizer, gradient mode and problem, the discrete iteration is run
+For each optimizer, gradient source and problem, the discrete iteration is run
 with the engine (float64) at several learning rates to the same time
 ``tau = lr t``, and its final error is compared with the limit at that time:
 
@@ -16,8 +16,8 @@ with the engine (float64) at several learning rates to the same time
 ``tau`` (checked: the limit's ``e~_I`` at ``tau/2`` and ``tau`` are compared);
 GD never moves it, so GD, the reference, is compared on the whole ``e~``,
 where its discrete closed form ``(1 - lr sigma^2)^t = exp(-tau sigma^2 (1 +
-lr sigma^2/2 + ...))`` gives an exact ``O(lr)`` gap. GD is run in population
-mode only: online, its seed mean follows the same closed form and the
+lr sigma^2/2 + ...))`` gives an exact ``O(lr)`` gap. GD is run with the
+population gradient only: online, its seed mean follows the same closed form and the
 ``O(lr)`` gap sits far below the seed noise.
 
 Adam and RMSProp hold ``c1 = (1 - b1)/lr`` and ``c2 = (1 - b2)/lr`` fixed at
@@ -32,12 +32,13 @@ compared (with its standard error) and the seed spread shrinks like
 noise, not the bias, is measured.
 
 Cost: one compiled solve per problem dimension for each limit, vmapped over
-the gradient modes (a zero ``Var`` Hessian is the population) and over
-RMSProp's shifts; one engine compilation per (problem, mode, lr).
+the gradient sources (a zero ``Var`` Hessian is the population) and over
+RMSProp's shifts; one engine compilation per (problem, gradient, lr).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import time
@@ -53,12 +54,13 @@ from sims.common.optimizers import DEFAULT_HYPERPARAMS, make_optimizer
 from sims.linear.oracles import make_oracle
 from sims.linear.predictions import predict
 from theory.adaptive_ode import adam_ode, rmsprop_ode
-from theory.quadratic import Quadratic, population_quadratic
+from theory.quadratic import population_quadratic
 from theory.signal import Problem, make_problem, paper_problem
 from theory.spectra import draw_w_star_freq, powerlaw_spectrum
 
 PROBLEMS = ("paper", "powerlaw")
-MODES = ("population", "online")
+#: The gradient sources compared (``sims.linear.oracles.GRADIENTS`` but ``fixed``).
+GRADIENTS = ("population", "online")
 OPTIMIZERS = ("gd", "signgd", "adam", "rmsprop")
 #: The compared series: each optimizer against its limit; RMSProp twice.
 SERIES = ("gd", "signgd", "adam", "rmsprop", "rmsprop_no_shift")
@@ -77,10 +79,13 @@ C1_ADAM, C2_ADAM, C2_RMSPROP = 10.0, 0.1, 1.0
 POWERLAW = {"d": 8, "alpha": 1.0, "cutoff": 4, "scale": 1.0, "target_scale": 5.0, "target_key": 0}
 #: Confidence level of the slope intervals.
 LEVEL = 0.95
+#: Settings fixed by the study (not flags), written beside the :class:`Config` in the JSON's ``config``.
+FIXED = {"c1_adam": C1_ADAM, "c2_adam": C2_ADAM, "c2_rmsprop": C2_RMSPROP, "powerlaw": POWERLAW, "dtype": "float64"}
 
 
-class StudyConfig(NamedTuple):
-    """What to run.
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """What to run: the script's flags fill it (same names) and its JSON's ``config`` is dumped from it.
 
     Attributes:
       lrs: learning rates, decreasing.
@@ -91,7 +96,7 @@ class StudyConfig(NamedTuple):
       seed: base seed.
       batch_size: online batch ``n``.
       problems: from :data:`PROBLEMS`.
-      modes: from :data:`MODES`.
+      gradients: from :data:`GRADIENTS`.
       optimizers: from :data:`OPTIMIZERS` (``rmsprop`` gives both RMSProp series).
     """
 
@@ -101,7 +106,7 @@ class StudyConfig(NamedTuple):
     seed: int = 0
     batch_size: int = 5000
     problems: tuple[str, ...] = PROBLEMS
-    modes: tuple[str, ...] = MODES
+    gradients: tuple[str, ...] = GRADIENTS
     optimizers: tuple[str, ...] = OPTIMIZERS
 
 
@@ -178,11 +183,11 @@ def fixed_c_hparams(lr: float) -> dict:
 
 
 def horizon_steps(lr: float, tau: float) -> int:
-    """``t = round(tau / lr)``, at least 2 (the grid also records ``t // 2``)."""
+    """``t = round(tau / lr)``, at least 2 (the record steps also hold ``t // 2``)."""
     return max(2, int(round(tau / lr)))
 
 
-def discrete_errors(problem: Problem, mode: str, lr: float, tau: float, names: Sequence[str],
+def discrete_errors(problem: Problem, gradient: str, lr: float, tau: float, names: Sequence[str],
                     seeds: int, seed: int, batch_size: int) -> dict[str, np.ndarray]:
     """``e~`` of each optimizer at steps ``t // 2`` and ``t = round(tau / lr)``.
 
@@ -194,7 +199,7 @@ def discrete_errors(problem: Problem, mode: str, lr: float, tau: float, names: S
     t = horizon_steps(lr, tau)
     hp = fixed_c_hparams(lr)
     opts = {n: make_optimizer(n, lr, **hp[n]) for n in names}
-    oracle = make_oracle(mode, jnp.asarray(problem.spectrum), batch_size if mode == "online" else 0)
+    oracle = make_oracle(gradient, jnp.asarray(problem.spectrum), batch_size if gradient == "online" else 0)
     m = make_problem(*(jnp.asarray(v, jnp.float64) for v in problem))
     traj = simulate(make_simulation(opts, oracle), m, seed_keys(seeds, seed), np.array([0, t // 2, t]), chunks=1)
     e = np.asarray(traj.w_freq, np.float64)[:, :, 1:] - np.asarray(problem.w_star_freq, np.float64)
@@ -239,46 +244,46 @@ def gradient_flow_error(problem: Problem, tau) -> np.ndarray:
     return np.exp(-s2 * tau) * (np.asarray(problem.w0_freq, np.float64) - np.asarray(problem.w_star_freq, np.float64))
 
 
-def limit_errors(problem: Problem, modes: Sequence[str], lrs: Sequence[float], tau: float,
+def limit_errors(problem: Problem, gradients: Sequence[str], lrs: Sequence[float], tau: float,
                  names: Sequence[str], batch_size: int) -> dict[tuple[str, str], np.ndarray]:
     """Each series' limit at ``tau/2`` and ``tau``.
 
     Returns:
-      ``(mode, series) -> (len(lrs), 2, d)`` float64; only RMSProp's (the
+      ``(gradient, series) -> (len(lrs), 2, d)`` float64; only RMSProp's (the
       start shift) differs between learning rates.
     """
     times = np.array([tau / 2, tau])
     n_lr = len(lrs)
     out = {}
     hp = DEFAULT_HYPERPARAMS
-    if "gd" in names and "population" in modes:
+    if "gd" in names and "population" in gradients:
         # GD's limit moves until the end: evaluated at each run's own t lr (t = round(tau / lr)).
         t = np.array([[horizon_steps(lr, tau) // 2, horizon_steps(lr, tau)] for lr in lrs])
         out[("population", "gd")] = gradient_flow_error(problem, t * np.asarray(lrs)[:, None])
     if "signgd" in names:
-        # The limit does not depend on lr: one solve per mode, on the record grid of lrs[0].
+        # The limit does not depend on lr: one solve per gradient source, on the record steps of lrs[0].
         steps = np.round(times / lrs[0]).astype(np.int64)
-        for mode in modes:
-            p = predict("signgd", mode, problem, lrs[0], np.concatenate([[0], steps]), batch_size=batch_size)
+        for gradient in gradients:
+            p = predict("signgd", gradient, problem, lrs[0], np.concatenate([[0], steps]), batch_size=batch_size)
             e = p.e_freq[1:] if p.applicable else np.full((2, problem.dim), np.nan)
-            out[(mode, "signgd")] = np.broadcast_to(e, (n_lr, 2, problem.dim))
+            out[(gradient, "signgd")] = np.broadcast_to(e, (n_lr, 2, problem.dim))
     if not {"adam", "rmsprop"} & set(names):
         return out
     with jax.enable_x64(True):
         quad = population_quadratic(make_problem(*(jnp.asarray(v, jnp.float64) for v in problem)))
-        var_h = jnp.stack([jnp.zeros_like(quad.hessian_freq) if m == "population" else quad.hessian_freq
-                           for m in modes])
+        var_h = jnp.stack([jnp.zeros_like(quad.hessian_freq) if g == "population" else quad.hessian_freq
+                           for g in gradients])
         tau_j = jnp.asarray(times)
         if "adam" in names:
             e = np.asarray(_adam_solver(batch_size)(quad, var_h, C1_ADAM, C2_ADAM, hp["adam"]["eps"], tau_j))
-            for i, mode in enumerate(modes):
-                out[(mode, "adam")] = np.broadcast_to(e[i], (n_lr, 2, problem.dim))
+            for i, gradient in enumerate(gradients):
+                out[(gradient, "adam")] = np.broadcast_to(e[i], (n_lr, 2, problem.dim))
         if "rmsprop" in names:
             shifts = jnp.asarray([0.0, *lrs])
             e = np.asarray(_rmsprop_solver(batch_size)(quad, var_h, C2_RMSPROP, hp["rmsprop"]["eps"], shifts, tau_j))
-            for i, mode in enumerate(modes):
-                out[(mode, "rmsprop_no_shift")] = np.broadcast_to(e[i, 0], (n_lr, 2, problem.dim))
-                out[(mode, "rmsprop")] = e[i, 1:]
+            for i, gradient in enumerate(gradients):
+                out[(gradient, "rmsprop_no_shift")] = np.broadcast_to(e[i, 0], (n_lr, 2, problem.dim))
+                out[(gradient, "rmsprop")] = e[i, 1:]
     return out
 
 
@@ -328,15 +333,15 @@ def series_of(optimizers: Sequence[str]) -> tuple[str, ...]:
     return tuple(s for s in SERIES if s in chosen)
 
 
-def run_study(config: StudyConfig, progress: Optional[Callable[[str], None]] = None) -> dict:
-    """Runs every (problem, mode, lr) and compares with the limits.
+def run_study(config: Config, progress: Optional[Callable[[str], None]] = None) -> dict:
+    """Runs every (problem, gradient, lr) and compares with the limits.
 
     Args:
-      config: a :class:`StudyConfig`.
+      config: a :class:`Config`.
       progress: called with a one-line description before each stage.
 
     Returns:
-      ``{problem: {"model", "tau", "settled", "timing", mode: {series: {...}}}}``;
+      ``{problem: {"model", "tau", "settled", "timing", gradient: {series: {...}}}}``;
       ``settled`` holds ``||e~_I(tau) - e~_I(tau / 2)||`` of each limit (the
       largest over lrs) and of each discrete seed mean (per lr),
       with, per series: ``lrs``, ``difference``, ``stderr``, ``spread``,
@@ -348,71 +353,72 @@ def run_study(config: StudyConfig, progress: Optional[Callable[[str], None]] = N
     series = series_of(config.optimizers)
     out = {}
     with jax.enable_x64(True):
-        for problem, tau in zip(config.problems, config.tau):
-            problem = problem_model(problem)
+        for name, tau in zip(config.problems, config.tau):
+            problem = problem_model(name)
             irr = np.asarray(problem.spectrum) == 0
-            say(f"{problem}: solving the limits (float64)")
+            say(f"{name}: solving the limits (float64)")
             clock = time.perf_counter()
-            limits = limit_errors(problem, config.modes, lrs, tau, config.optimizers, config.batch_size)
+            limits = limit_errors(problem, config.gradients, lrs, tau, config.optimizers, config.batch_size)
             timing = {"limits_s": time.perf_counter() - clock}
             res = {"model": {"spectrum": problem.spectrum.tolist(), "w_star_freq": problem.w_star_freq.tolist(),
                              "w0_freq": problem.w0_freq.tolist()}, "tau": tau}
             settled, settled_discrete = {}, {}
-            for mode in config.modes:
-                names = [n for n in OPTIMIZERS if n in config.optimizers and (n != "gd" or mode == "population")]
-                seeds = 1 if mode == "population" else config.seeds
+            for gradient in config.gradients:
+                names = [n for n in OPTIMIZERS if n in config.optimizers and (n != "gd" or gradient == "population")]
+                seeds = 1 if gradient == "population" else config.seeds
                 runs = []
                 clock = time.perf_counter()
                 for lr in lrs:
-                    say(f"{problem}, {mode}: {seeds} seed(s) x {horizon_steps(lr, tau)} steps at lr {lr:g}")
-                    runs.append(discrete_errors(problem, mode, lr, tau, names, seeds, config.seed, config.batch_size))
-                timing[f"{mode}_s"] = time.perf_counter() - clock
+                    say(f"{name}, {gradient}: {seeds} seed(s) x {horizon_steps(lr, tau)} steps at lr {lr:g}")
+                    runs.append(discrete_errors(problem, gradient, lr, tau, names, seeds, config.seed,
+                                                config.batch_size))
+                timing[f"{gradient}_s"] = time.perf_counter() - clock
                 per = {}
                 for s in series:
-                    if (mode, s) not in limits:
+                    if (gradient, s) not in limits:
                         continue
                     opt = "rmsprop" if s == "rmsprop_no_shift" else s
                     mask = np.ones_like(irr) if s == "gd" else irr
-                    gaps = [gap(runs[j][opt][:, -1][:, mask], limits[(mode, s)][j, -1][mask])
+                    gaps = [gap(runs[j][opt][:, -1][:, mask], limits[(gradient, s)][j, -1][mask])
                             for j in range(len(lrs))]
                     g = Gap(*map(np.array, zip(*gaps)))
                     if s != "gd":  # GD's compared e~ is its relevant error, which moves until the end
-                        lim = limits[(mode, s)][:, :, irr]
-                        settled[f"{mode}.{s}"] = float(np.max(np.linalg.norm(lim[:, 1] - lim[:, 0], axis=-1)))
+                        lim = limits[(gradient, s)][:, :, irr]
+                        settled[f"{gradient}.{s}"] = float(np.max(np.linalg.norm(lim[:, 1] - lim[:, 0], axis=-1)))
                         disc = np.stack([runs[j][opt].mean(0)[:, irr] for j in range(len(lrs))])
-                        settled_discrete[f"{mode}.{s}"] = np.linalg.norm(disc[:, 1] - disc[:, 0], axis=-1).tolist()
+                        settled_discrete[f"{gradient}.{s}"] = np.linalg.norm(disc[:, 1] - disc[:, 0], axis=-1).tolist()
                     entry = {
                         "lrs": list(lrs), "steps": [horizon_steps(lr, tau) for lr in lrs],
                         "compared": "full" if s == "gd" else "irrelevant",
                         "difference": g.value.tolist(), "stderr": g.stderr.tolist(),
-                        "limit_e_freq": limits[(mode, s)][:, -1].tolist(),
+                        "limit_e_freq": limits[(gradient, s)][:, -1].tolist(),
                         "discrete_mean_e_freq": [runs[j][opt][:, -1].mean(0).tolist() for j in range(len(lrs))],
                         "fit": fit_dict(fit_power_law(lrs, g.value)),
                         "expected_slope": EXPECTED_SLOPE[s],
                     }
-                    if mode == "online":
+                    if gradient == "online":
                         entry["spread"] = g.spread.tolist()
                         entry["spread_fit"] = fit_dict(fit_power_law(lrs, g.spread))
                         entry["noise_limited"] = (g.value < 2 * g.stderr).tolist()
                     per[s] = entry
-                res[mode] = per
+                res[gradient] = per
             res["settled"] = {"limit": settled, "discrete": settled_discrete}
             res["timing"] = timing
-            out[problem] = res
+            out[name] = res
     return out
 
 
 def table_rows(results: Mapping) -> list[tuple[str, ...]]:
-    """Header and one row per (problem, mode, series): the fitted slopes."""
-    rows = [("problem", "mode", "optimizer", "compared", "slope", f"{LEVEL:.0%} interval", "expected",
+    """Header and one row per (problem, gradient, series): the fitted slopes."""
+    rows = [("problem", "gradient", "optimizer", "compared", "slope", f"{LEVEL:.0%} interval", "expected",
              "spread slope", "gap at largest / smallest lr")]
     for problem, res in results.items():
-        for mode in MODES:
-            for s, e in res.get(mode, {}).items():
+        for gradient in GRADIENTS:
+            for s, e in res.get(gradient, {}).items():
                 f = e["fit"]
                 iv = "-" if not np.isfinite(f["interval"][0]) else f"[{f['interval'][0]:.2f}, {f['interval'][1]:.2f}]"
                 sp = e.get("spread_fit")
-                rows.append((problem, mode, SHORT[s], "e~" if e["compared"] == "full" else "e~_I",
+                rows.append((problem, gradient, SHORT[s], "e~" if e["compared"] == "full" else "e~_I",
                              _num(f["slope"]), iv, f"{e['expected_slope']:g}",
                              "-" if sp is None else _num(sp["slope"]),
                              f"{e['difference'][0]:.3g} / {e['difference'][-1]:.3g}"))
@@ -429,7 +435,7 @@ def _reference_slopes(ax, lrs: np.ndarray, anchor: float) -> None:
     ax.plot(x, anchor * np.sqrt(x / x[1]), "--", color="0.6", lw=1.5, label="O(sqrt lr)")
 
 
-def plot_study(path: str, results: Mapping, config: StudyConfig) -> None:
+def plot_study(path: str, results: Mapping, config: Config) -> None:
     """One figure: rows are problems; columns population gap, online gap (seed mean
     with standard-error bars) and online seed spread, all against lr on log-log axes."""
     import matplotlib
@@ -439,22 +445,22 @@ def plot_study(path: str, results: Mapping, config: StudyConfig) -> None:
 
     from sims.common.plotting import save_figure
 
-    panels = [(mode, what) for mode, what in (("population", "difference"), ("online", "difference"),
-                                              ("online", "spread")) if mode in config.modes]
+    panels = [(gradient, what) for gradient, what in (("population", "difference"), ("online", "difference"),
+                                                      ("online", "spread")) if gradient in config.gradients]
     problems = list(results)
     fig, axes = plt.subplots(len(problems), len(panels), figsize=(4.6 * len(panels), 3.9 * len(problems)),
                              squeeze=False, constrained_layout=True)
     for r, problem in enumerate(problems):
         res = results[problem]
         d = len(res["model"]["spectrum"])
-        for c, (mode, what) in enumerate(panels):
+        for c, (gradient, what) in enumerate(panels):
             ax = axes[r, c]
             top = []
-            for s, e in res.get(mode, {}).items():
+            for s, e in res.get(gradient, {}).items():
                 lrs, y = np.asarray(e["lrs"]), np.asarray(e[what], np.float64)
                 f = e["fit"] if what == "difference" else e["spread_fit"]
                 label = f"{SHORT[s]}: {f['slope']:.2f}"
-                yerr = np.asarray(e["stderr"]) if (what == "difference" and mode == "online") else None
+                yerr = np.asarray(e["stderr"]) if (what == "difference" and gradient == "online") else None
                 ax.errorbar(lrs, y, yerr=yerr, fmt="o-", color=COLORS[s], ms=4, lw=1.3, capsize=3, label=label)
                 top.append(y[np.argmax(lrs)])
             if top:
@@ -466,7 +472,7 @@ def plot_study(path: str, results: Mapping, config: StudyConfig) -> None:
             name = "paper, d = 3" if problem == "paper" else f"power law, d = {d}"
             title = {("population", "difference"): "population: |discrete - limit|",
                      ("online", "difference"): f"online n={config.batch_size}: |seed mean - limit|",
-                     ("online", "spread"): "online: seed spread"}[(mode, what)]
+                     ("online", "spread"): "online: seed spread"}[(gradient, what)]
             ax.set_title(f"{name}, tau = {res['tau']:g}\n{title}", fontsize=11)
             if c == 0:
                 ax.set_ylabel("error in e~_I (GD: in e~)")
@@ -492,7 +498,7 @@ def readme_block(summary: dict) -> str:
       summary: the study's JSON (``config`` and ``results``).
 
     Returns:
-      Markdown: the command, then one row per (problem, mode, optimizer).
+      Markdown: the command, then one row per (problem, gradient, optimizer).
     """
     cfg = summary["config"]
     lrs = ", ".join(f"{lr:g}" for lr in cfg["lrs"])
@@ -501,15 +507,15 @@ def readme_block(summary: dict) -> str:
              f"{cfg['batch_size']}, {cfg['seeds']} seeds (seed mean); Adam c1 = {C1_ADAM:g}, c2 = {C2_ADAM:g}, "
              f"RMSProp c2 = {C2_RMSPROP:g} held fixed. Slope of log |discrete - limit| against log lr, "
              f"with its {LEVEL:.0%} interval from the residuals (`sims/linear/limits_study.py`).", "",
-             "| problem | mode | optimizer | compared | slope | interval | expected | seed spread slope |",
+             "| problem | gradient | optimizer | compared | slope | interval | expected | seed spread slope |",
              "|---|---|---|---|---|---|---|---|"]
     for problem, res in summary["results"].items():
-        for mode in MODES:
-            for s, e in sorted(res.get(mode, {}).items(), key=lambda kv: SERIES.index(kv[0])):  # JSON sorts keys
+        for gradient in GRADIENTS:
+            for s, e in sorted(res.get(gradient, {}).items(), key=lambda kv: SERIES.index(kv[0])):  # JSON sorts keys
                 f, sp = e["fit"], e.get("spread_fit")
                 lo, hi = f["interval"]
                 iv = "-" if lo is None or hi is None else f"[{lo:.2f}, {hi:.2f}]"
-                lines.append(f"| {problem} | {mode} | {SHORT[s]} | {'e~' if e['compared'] == 'full' else 'e~_I'} "
+                lines.append(f"| {problem} | {gradient} | {SHORT[s]} | {'e~' if e['compared'] == 'full' else 'e~_I'} "
                              f"| {_num(f['slope'])} | {iv} | {e['expected_slope']:g} | "
                              f"{'-' if sp is None else _num(sp['slope'])} |")
     return "\n".join(lines)

@@ -10,7 +10,6 @@ import numpy as np
 
 from theory.risks import adversarial_risk_l2, standard_risk, weight_norm
 from theory.signal import Problem
-from theory.signgd import signgd_gradient_parts
 
 Array = jax.Array
 
@@ -58,41 +57,3 @@ def mean_std(x, keep) -> dict:
     if x.shape[0] == 0:
         return {"mean": None, "std": None}
     return {"mean": float(x.mean()), "std": float(x.std())}
-
-
-def observed_signgd_phases(steps: np.ndarray, e_freq: np.ndarray, spectrum) -> dict:
-    """Phase times read off recorded signGD trajectories (d = 3).
-
-    ``t1`` is the first recorded step with ``|A| < |B|``; ``t2`` the first
-    recorded step after it at which ``e~_0`` has left the sign it had at
-    ``t1``; the drift is ``e~_2(t2) - e~_2(0)``. Exact when the grid holds
-    every step up to ``t2``; otherwise accurate to the grid's spacing.
-
-    Args:
-      steps: ``(T,)`` record grid.
-      e_freq: ``(seeds, T, 3)`` recorded errors.
-      spectrum: ``(3,)``.
-
-    Returns:
-      ``{t1, t2, irrelevant_drift}`` arrays of shape ``(seeds,)``, NaN where
-      the phase was not reached on the grid.
-    """
-    e_freq = np.asarray(e_freq, np.float64)
-    a, b = (np.asarray(v) for v in signgd_gradient_parts(e_freq, np.asarray(spectrum, np.float64)))
-    seeds, T = e_freq.shape[:2]
-    t1 = np.full(seeds, np.nan)
-    t2 = np.full(seeds, np.nan)
-    drift = np.full(seeds, np.nan)
-    for s in range(seeds):
-        in2 = np.flatnonzero(np.abs(a[s]) < np.abs(b[s]))
-        if in2.size == 0:
-            continue
-        i1 = in2[0]
-        t1[s] = steps[i1]
-        sign0 = np.sign(e_freq[s, i1, 0])
-        left = np.flatnonzero(np.sign(e_freq[s, i1:, 0]) != sign0) if sign0 != 0 else np.array([0])
-        if left.size:
-            i2 = i1 + left[0]
-            t2[s] = steps[i2]
-            drift[s] = e_freq[s, i2, 2] - e_freq[s, 0, 2]
-    return {"t1": t1, "t2": t2, "irrelevant_drift": drift}

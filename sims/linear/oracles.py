@@ -58,7 +58,8 @@ from sims.linear.sampling import (
 Array = jax.Array
 OracleState = Any
 
-MODES = ("population", "online", "fixed")
+#: Where a step's gradient comes from (the ``--gradient`` flag and the ``gradient`` JSON key).
+GRADIENTS = ("population", "online", "fixed")
 
 
 class GradientOracle(NamedTuple):
@@ -179,15 +180,15 @@ def on_relevant_band(make: Callable[..., GradientOracle], spectrum: Array, *args
 def make_oracle(
     mode: str, spectrum: Array, n: int = 0, sampler: str = "wishart", label_noise: float = 0.0
 ) -> GradientOracle:
-    """Builds the oracle for ``mode`` (one of :data:`MODES`).
+    """Builds the oracle for ``mode`` (one of :data:`GRADIENTS`).
 
     ``n`` is the batch size (online) or training-set size (fixed); it must be
     positive for those modes and is ignored for ``population``.
     """
     if mode == "population":
         return population_oracle(spectrum)
-    if mode not in MODES:
-        raise ValueError(f"unknown gradient mode {mode!r}; choose from {', '.join(MODES)}")
+    if mode not in GRADIENTS:
+        raise ValueError(f"unknown gradient mode {mode!r}; choose from {', '.join(GRADIENTS)}")
     if n <= 0:
         raise ValueError(f"mode {mode!r} needs a positive batch size, got {n}")
     if label_noise < 0:

@@ -28,7 +28,7 @@ import numpy as np
 
 from sims.common.optimizers import DEFAULT_HYPERPARAMS
 from theory.adaptive_ode import adam_ode, ode_constants, rmsprop_ode
-from theory.gd import gd_error, gd_error_quadratic
+from theory.gd import gd_error_quadratic
 from theory.online_ode import online_signgd_ode
 from theory.quadratic import Quadratic, population_quadratic
 from theory.sign_flow import sign_flow, sign_flow_error
@@ -114,7 +114,7 @@ def predict(
     Args:
       name: ``gd``, ``signgd``, ``adam`` or ``rmsprop``.
       mode: ``population``, ``online`` or ``fixed``.
-      model: the signal model (any precision; solved in float64).
+      problem: the signal model (any precision; solved in float64).
       lr: the learning rate.
       steps: ``(T,)`` the record grid.
       hparams: the optimizer's hyper-parameters (default: PyTorch's).
@@ -175,14 +175,6 @@ def fixed_set_hessians(oracle: Any, keys: jax.Array, spectrum: np.ndarray) -> np
     return h
 
 
-def gd_population_error(problem: Problem, lr: float, steps: np.ndarray) -> np.ndarray:
-    """GD's exact population ``e~`` on the grid, in float64 (THEORY.md section 3)."""
-    with jax.enable_x64(True):
-        m64 = make_problem(*(np.asarray(v, np.float64) for v in problem))
-        return np.asarray(gd_error(m64, lr)(jnp.asarray(steps, jnp.float64)), np.float64)
-
-
-
 #: Tolerances of :func:`predict_many`'s ODE solves: far below the ``O(lr)`` distance
 #: of a finite-lr run from its limit (``lr >= 1e-4`` in practice), and several times
 #: fewer implicit steps than :data:`theory.adaptive_ode.RTOL` in ``d = 64``.
@@ -239,7 +231,7 @@ def predict_many(
 
     Args:
       name: ``gd``, ``signgd``, ``adam`` or ``rmsprop``.
-      models: a :class:`SignalModel` with a leading batch axis ``B``.
+      problems: a :class:`Problem` with a leading batch axis ``B``.
       lr: the learning rate.
       steps: ``(T,)`` the record grid.
       hparams: the optimizer's hyper-parameters (default: PyTorch's).

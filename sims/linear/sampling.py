@@ -90,11 +90,6 @@ class BatchStats(NamedTuple):
     label_grad: Array
 
 
-def batch_gradient(stats: BatchStats, e_freq: Array) -> Array:
-    """``g~ = S e~ - X~^T xi / n`` in ``O(d m)``; ``e_freq`` is ``(..., d)``."""
-    return (e_freq @ stats.factor) @ stats.factor.T - stats.label_grad
-
-
 # --------------------------------------------------------------------------
 # Counter-based random words.
 
@@ -452,17 +447,6 @@ def gram(factor: Array) -> Array:
     return jnp.stack(rows)
 
 
-def stats_gradient(stats: BatchStats, e: Array) -> Array:
-    """``g~ = S e~ - X~^T xi / n`` with the coordinate axis first.
-
-    ``stats`` as from :func:`wishart_draw` (trailing batch ``b1``); ``e``
-    ``(d, *b2)`` with ``b2`` broadcasting against ``b1`` (e.g. ``b1 = (S,)``
-    seeds and ``b2 = (k, S)``: ``k`` optimizers sharing each seed's batch).
-    """
-    g = factor_matvec(stats.factor, factor_rmatvec(stats.factor, e))
-    return g - align_leading(stats.label_grad, g.ndim)
-
-
 def align_leading(x: Array, ndim: int) -> Array:
     """``x`` ``(d, *batch)`` reshaped to ``(d, 1, ..., 1, *batch)`` of rank ``ndim``,
     so that it broadcasts against ``(d, *lead, *batch)``."""
@@ -471,16 +455,6 @@ def align_leading(x: Array, ndim: int) -> Array:
 
 # --------------------------------------------------------------------------
 # The samplers.
-
-
-def bartlett_factor(key: Array, d: int, n: int, dtype=jnp.float32) -> Array:
-    """Lower-trapezoidal ``A`` (``d x min(n, d)``) with ``A A^T ~ Wishart(n, I_d)``.
-
-    ``A_ii = sqrt(chi^2_{n-i})`` on the diagonal, standard normals below it.
-    Drawn as :func:`sample_wishart` draws it (with a unit spectrum).
-    """
-    ones = jnp.ones((d,), dtype)
-    return math.sqrt(n) * wishart_factor(wishart_draw(key_words(key), ones, n), ones, n)
 
 
 def sample_wishart(key: Array, spectrum: Array, n: int, label_noise: float = 0.0) -> BatchStats:

@@ -57,7 +57,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from sims.linear.engine import SEED_MULTIPLE, Simulation, seed_keys, simulate_seeds_last
-from sims.linear.metrics import DIVERGENCE_FACTOR, observed_signgd_phases
+from sims.linear.metrics import DIVERGENCE_FACTOR
+from theory.dynamics import observe_records, phase_times
 from theory.risks import adversarial_risk_l2, standard_risk, weight_norm
 from theory.signal import Problem
 
@@ -110,8 +111,9 @@ class SeedStats(NamedTuple):
       w_final: ``(seeds, k, d)`` final weights, in the engine's dtype.
       diverged: ``(seeds, k)`` bool.
       phases: ``{t1, t2, irrelevant_drift}`` of ``(seeds,)`` float64 for
-        signGD (:func:`sims.linear.metrics.observed_signgd_phases`, NaN for diverged
-        seeds), or ``None`` when not asked.
+        signGD (:func:`theory.dynamics.phase_times` over the records of the
+        grid's dense prefix; the drift is ``e~_2(t2) - e~_2(0)``; NaN where a
+        phase was not reached and for diverged seeds), or ``None`` when not asked.
     """
 
     names: tuple[str, ...]
@@ -162,7 +164,10 @@ def _reduce_chunk(w: Array, valid: Array, problem: Problem, radius, phase_index:
 
     ``valid``: ``(S,)``, False for padding. Returns the partials of ``e~`` and
     of the curves (reduced over the seed axis, float32), the divergence flags
-    ``(k, S)``, the final weights ``(k, d, S)`` and the dense signGD errors.
+    ``(k, S)``, the final weights ``(k, d, S)`` and, with ``phase_index >= 0``,
+    signGD's observed phases per seed: ``(t1, t2, e~_2(t2), e~_2(0))``, each
+    ``(S,)``, from :func:`theory.dynamics.phase_times` scanned over the first
+    ``n_dense`` records (steps ``0, ..., n_dense - 1``).
     """
     w_last = jnp.moveaxis(w, 2, -1)  # (T, k, S, d): XLA fuses the transpose into the consumers
     r_s = standard_risk(w_last, problem)  # (T, k, S)
@@ -191,8 +196,13 @@ def _reduce_chunk(w: Array, valid: Array, problem: Problem, radius, phase_index:
              "irrelevant_norm": moments(band(irrelevant), keep[None])}
     for name, c in zip(CURVES, curves):
         parts[name] = moments(c, keep[None])
-    dense = e[:n_dense, phase_index] if phase_index >= 0 else None  # (T_dense, d, S)
-    return count, parts, div, w[-1], dense
+    phase = None
+    if phase_index >= 0:
+        dense = e[:n_dense, phase_index]  # (T_dense, d, S)
+        observer = phase_times(problem.spectrum)
+        seen = jax.vmap(lambda x: observe_records(observer, jnp.arange(n_dense), x), in_axes=2)(dense)
+        phase = (seen.t1, seen.t2, seen.e_freq_t2[:, 2], dense[0, 2])
+    return count, parts, div, w[-1], phase
 
 
 def _to_partial(count, part) -> _Partial:
@@ -245,13 +255,13 @@ def simulate_stats(
     progress: Optional[Callable[[int, int], None]] = None,
     phases: bool = False,
     budget: int = MEMORY_BUDGET,
-    block: Optional[int] = None,
+    draw_steps: Optional[int] = None,
 ) -> SeedStats:
     """Runs ``n_seeds`` seeds in chunks and keeps statistics over them.
 
     Args:
       sim: from :func:`sims.linear.engine.make_simulation`.
-      model: the signal model.
+      problem: the signal model.
       base_seed: seed ``i`` uses ``fold_in(key(base_seed), i)``.
       n_seeds: number of seeds.
       grid: record steps (starts at 0).
@@ -266,7 +276,7 @@ def simulate_stats(
         the grid's dense prefix (:func:`dense_prefix`); needs ``d = 3`` and
         an optimizer named ``signgd``.
       budget: device bytes for one chunk (see :func:`chunk_size`).
-      block: the engine's draw block (default: its own choice).
+      draw_steps: the engine's steps drawn at once (default: its own choice).
 
     Returns:
       :class:`SeedStats`.
@@ -286,7 +296,6 @@ def simulate_stats(
         if d != 3 or "signgd" not in sim.names:
             raise ValueError("phases need d = 3 and an optimizer named 'signgd'")
         phase_index, n_dense = sim.names.index("signgd"), dense_prefix(grid)
-    spectrum = np.asarray(problem.spectrum, np.float64)
 
     totals: dict[str, Optional[_Partial]] = {name: None for name in ERRORS + CURVES}
     w_final = np.empty((n_seeds, k, d), problem.spectrum.dtype)
@@ -301,11 +310,11 @@ def simulate_stats(
         report = None if progress is None else (
             lambda done, total, base=base, n_chunk=n_chunk: progress(base + n_chunk * done, n_seeds * total))
         out = simulate_seeds_last(sim, problem, seed_keys(idx, base_seed), grid, chunks=PROGRESS_CALLS,
-                                  devices=devices, block=block, progress=report)
+                                  devices=devices, draw_steps=draw_steps, progress=report)
         steps = out.steps
         valid = np.zeros(out.w_freq.shape[-1], bool)
         valid[: stop - start] = True
-        count, parts, div, last, dense = _reduce_chunk(out.w_freq, jnp.asarray(valid), problem, radius,
+        count, parts, div, last, phase = _reduce_chunk(out.w_freq, jnp.asarray(valid), problem, radius,
                                                        phase_index=phase_index, n_dense=n_dense)
         del out
         for name, part in parts.items():
@@ -314,8 +323,11 @@ def simulate_stats(
         w_final[start:stop] = np.moveaxis(np.asarray(last), -1, 0)[:n]
         div_all[start:stop] = np.asarray(div).T[:n]
         if phases:
-            e_dense = np.moveaxis(np.asarray(dense, np.float64)[..., :n], -1, 0)  # (n, T_dense, 3)
-            got = observed_signgd_phases(steps[:n_dense], e_dense, spectrum)
+            t1, t2, e2_t2, e2_0 = (np.asarray(v)[:n] for v in phase)
+            got = {"t1": np.where(t1 >= 0, steps[np.maximum(t1, 0)], np.nan),
+                   "t2": np.where(t2 >= 0, steps[np.maximum(t2, 0)], np.nan),
+                   # float64 difference of the recorded values
+                   "irrelevant_drift": np.where(t2 >= 0, e2_t2.astype(np.float64) - e2_0.astype(np.float64), np.nan)}
             ok = ~div_all[start:stop, phase_index]
             for name, v in got.items():
                 obs[name][start:stop] = np.where(ok, v, np.nan)
@@ -397,7 +409,7 @@ def attack_check(
     Args:
       key: PRNG key of the test data (disjoint from the seeds' streams).
       w_final: ``(seeds, k, d)`` final weights; ``keep``: ``(seeds, k)``.
-      model: the signal model.
+      problem: the signal model.
       radius: l2 budget.
       n_samples: ``N`` (at least 2).
       attack: one of :data:`sims.linear.attacks.ATTACKS`.
