@@ -244,7 +244,7 @@ def bench_scale(mode: str, seeds: int, steps: int) -> dict:
     """4 optimizers, ``seeds`` x ``steps``, log-grid records; peak RSS."""
     oracle = MODES["online-wishart" if mode == "online" else "population"]()
     sim = make_simulation({n: make_optimizer(n, TRAIN.lr) for n in OPTIMIZERS}, oracle)
-    grid = log_steps(steps, 300)
+    record_steps = log_steps(steps, 300)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     last = [t0]
@@ -255,7 +255,7 @@ def bench_scale(mode: str, seeds: int, steps: int) -> dict:
             last[0] = now
             print(f"  scale: {done}/{total} steps, {now - t0:.0f} s", flush=True)
 
-    traj = simulate(sim, MODEL, seed_keys(seeds), grid, chunks=32, progress=progress)
+    traj = simulate(sim, MODEL, seed_keys(seeds), record_steps, chunks=32, progress=progress)
     w = np.asarray(traj.w_freq)
     wall = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
@@ -265,7 +265,7 @@ def bench_scale(mode: str, seeds: int, steps: int) -> dict:
         "seeds": seeds,
         "optimizers": k,
         "steps": steps,
-        "grid_points": len(grid),
+        "grid_points": len(record_steps),
         "wall_s_including_compile": round(wall, 2),
         "ns_per_traj_step_including_compile": round(wall / (seeds * steps * k) * 1e9, 3),
         "peak_rss_mib": round(rss / 1024, 1),

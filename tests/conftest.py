@@ -10,6 +10,15 @@ import jax
 import pytest
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _float32_module():
+    """float32 for a module's own module-scoped fixtures too (they are set up
+    before any function-scoped one): a script run once per module would
+    otherwise see the global x64 of ``theory/conftest.py``."""
+    with jax.enable_x64(False):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _float32():
     with jax.enable_x64(False):

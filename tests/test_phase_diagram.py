@@ -111,14 +111,14 @@ def test_summary_contents(tiny_run):
     reference point reproduces THEORY.md section 4 (t1 = 112, t2 = 641,
     e~_2(t2) about -4.30) and 8.1 (flow end -4.314457)."""
     s = load(tiny_run)
-    assert set(s) == {"config", "grid", "flow", "closed_form_vs_iteration", "settling", "adversarial_gap",
+    assert set(s) == {"config", "diagram", "flow", "closed_form_vs_iteration", "settling", "adversarial_gap",
                       "reference_point", "slice_paper_lr", "timing", "files"}
     cfg = s["config"]
     assert cfg["dtype"] == "float64" and cfg["shape"] == [5, 4] and cfg["q_range"] == [0.05, 1.0]
     assert cfg["w0_scales"] == [1.0] and set(cfg["versions"]) >= {"jax", "numpy"}
     assert set(s["timing"]) == {"flow_s", "compile_s", "run_s", "plots_s", "total_s"}
     assert sorted(s["files"]) == sorted((pd.SUMMARY,) + pd.FIGURES)
-    assert s["grid"]["points"] == 20 and len(s["grid"]["q"]) == 5 and len(s["grid"]["lr"]) == 4
+    assert s["diagram"]["points"] == 20 and len(s["diagram"]["q"]) == 5 and len(s["diagram"]["lr"]) == 4
     f = s["flow"]
     assert f["reasons"] == {"CONVERGED": 20} and f["max_abs_diff_closed_form_d3"] < 1e-12
     assert f["all"]["points"] == 20 and f["q_le_1_3"]["points"] == 12 and f["q_gt_1_3"]["points"] == 8

@@ -16,6 +16,14 @@ import pytest
 jax.config.update("jax_enable_x64", True)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _float64_module():
+    """float64 for a module's module-scoped fixtures too (set up before any
+    function-scoped fixture), whatever ran before in this process."""
+    with jax.enable_x64(True):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _float64():
     with jax.enable_x64(True):

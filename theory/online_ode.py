@@ -254,11 +254,11 @@ def online_signgd_ode(
     ts = jnp.zeros((0,), e0.dtype) if saveat_tau is None else jnp.asarray(saveat_tau, e0.dtype)
     solver = diffrax.Tsit5() if solver is None else solver
 
-    def field(tau, e, args):
-        return online_signgd_velocity(h, e, n, noise_mask, noiseless_n)
+    def field(tau, e_freq, args):
+        return online_signgd_velocity(h, e_freq, n, noise_mask, noiseless_n)
 
-    def settled(tau, e, args, **kwargs):
-        return remaining_motion_bound(h, e) <= drift_tol
+    def settled(tau, e_freq, args, **kwargs):
+        return remaining_motion_bound(h, e_freq) <= drift_tol
 
     subs = [diffrax.SubSaveAt(t1=True)]
     if ts.size:

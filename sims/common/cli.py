@@ -75,7 +75,7 @@ class Interrupted(BaseException):
 class Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line and exit code 2.
 
-    Abbreviations are off: ``--lr`` never silently means ``--lr-grid``.
+    Abbreviations are off: ``--lr`` never silently means ``--lr-range``.
     """
 
     def __init__(self, *args, **kwargs):
@@ -115,6 +115,15 @@ def _on_signal(signum, frame):
     check_interrupted()
 
 
+def _quiet_interrupts(unraisable) -> None:
+    """``sys.unraisablehook`` during a run: an interrupt raised where Python
+    discards exceptions (the handler ran inside a garbage-collection hook) is
+    already recorded in :data:`_SIGNALLED`, so it is not printed as a traceback."""
+    if isinstance(unraisable.exc_value, (KeyboardInterrupt, Interrupted)) and _SIGNALLED:
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def check_interrupted() -> None:
     """Raises ``KeyboardInterrupt`` or :class:`Interrupted` if the run has been signalled."""
     if _SIGNALLED:
@@ -136,10 +145,12 @@ def run_script(argv, parser: argparse.ArgumentParser, validate: Callable, run: C
     except UsageError as err:
         fail(str(err), prog=prog)
     t_start = time.perf_counter()
-    if getattr(args, "x64", False):
+    switch_x64 = getattr(args, "x64", False) and not jax.config.jax_enable_x64
+    if switch_x64:  # switched back at the end: ``main`` may be called again in-process
         jax.config.update("jax_enable_x64", True)
     _SIGNALLED.clear()
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous_hook, sys.unraisablehook = sys.unraisablehook, _quiet_interrupts
     try:
         return run(args, t_start)
     except KeyboardInterrupt:
@@ -149,6 +160,9 @@ def run_script(argv, parser: argparse.ArgumentParser, validate: Callable, run: C
         print(f"{prog}: terminated; nothing written", file=sys.stderr)
         return EXIT_SIGTERM
     finally:
+        if switch_x64:
+            jax.config.update("jax_enable_x64", False)
+        sys.unraisablehook = previous_hook
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

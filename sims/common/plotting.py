@@ -117,7 +117,7 @@ def plot_error_dynamics(
 
     Args:
       path: the PNG to write.
-      steps: ``(T,)`` record grid.
+      steps: ``(T,)`` record steps.
       errors: optimizer -> ``{"e_freq": Band (T, d), "abs_e_freq": Band (T, d),
         "relevant_norm": Band (T,), "irrelevant_norm": Band (T,)}``.
       spectrum: ``(d,)``; zeros mark the irrelevant band.
@@ -216,7 +216,7 @@ def plot_risks(
 
     Args:
       path: the PNG to write.
-      steps: ``(T,)`` record grid.
+      steps: ``(T,)`` record steps.
       curves: optimizer -> ``{standard_risk, weight_norm, adversarial_risk}`` bands.
       predictions: optimizer -> the same keys, ``(T,)``, predicted (or ``None``).
     """

@@ -12,7 +12,7 @@ Each seed's key splits into ``(data_key, stream_key)``; the batch drawn at
 step ``t`` depends only on ``fold_in(stream_key, t)`` (keys of another PRNG
 implementation are first mapped to threefry words, see
 :func:`sims.linear.sampling.key_words`). So a seed's trajectory does not depend on
-how many seeds run beside it, on the record grid, on chunking, on
+how many seeds run beside it, on the record steps, on chunking, on
 ``draw_steps`` or on the devices the seeds are sharded over: ``tests/test_engine.py``
 and ``tests/test_sharding.py`` check this bit for bit. (That needs the same
 floating-point operations for every seed count. XLA fuses tiny arrays
@@ -51,12 +51,12 @@ How it runs fast (``benchmarks/bench_engine.py`` has the numbers):
 * Compiled functions are cached, so a second :func:`simulate` with the same
   shapes does not compile again.
 
-Steps run between record points inside a ``lax.scan`` over the grid, so
-memory is proportional to the grid (plus the state and one call's draws).
+Steps run between record points inside a ``lax.scan`` over the record
+steps, so memory is proportional to their number (plus the state and one call's draws).
 
 Long runs. A gap between record points is run as segments of at most
 :data:`MAX_SEGMENT` ``= 2^31 - 1`` steps (the loop counters are int32; see
-:func:`split_gaps`), recording only at the grid's points. The step counter
+:func:`split_gaps`), recording only at the record steps. The step counter
 is 64 bits, two uint32 words ``(hi, lo)``, and the batch of step ``t`` comes
 from the key ``threefry2x32(stream_key, (t >> 32, t & (2^32 - 1)))``, which
 is ``fold_in(stream_key, t)`` for ``t < 2^32`` and stays distinct beyond
@@ -130,7 +130,7 @@ class Trajectories(NamedTuple):
 
     Attributes:
       names: optimizer names, in the order of axis 1 of ``w_freq``.
-      steps: ``(T,)`` the record grid.
+      steps: ``(T,)`` the record steps.
       w_freq: ``(seeds, k, T, d)`` weights in frequency coordinates.
     """
 
@@ -402,31 +402,31 @@ def _compile(plan: _Plan, devices: tuple, key_dtype, key_shape: tuple) -> _Compi
 
 
 class Segments(NamedTuple):
-    """A record grid as loop segments.
+    """Record steps as loop segments.
 
     Attributes:
       lengths: ``(J,)`` int32 steps of each segment, each in ``[1, max_segment]``.
-      record: ``(J,)`` bool, whether the segment ends on a grid point.
+      record: ``(J,)`` bool, whether the segment ends at a record step.
     """
 
     lengths: np.ndarray
     record: np.ndarray
 
 
-def split_gaps(grid, max_segment: int = MAX_SEGMENT) -> Segments:
-    """Splits each gap of ``grid`` into segments of at most ``max_segment`` steps.
+def split_gaps(record_steps, max_segment: int = MAX_SEGMENT) -> Segments:
+    """Splits each gap of ``record_steps`` into segments of at most ``max_segment`` steps.
 
     A gap ``g`` becomes ``ceil(g / max_segment)`` segments: full ones of
     ``max_segment`` steps, then the rest; only its last segment records.
     E.g. ``2^32 + 5 = 2 (2^31 - 1) + 7`` gives ``[2^31 - 1, 2^31 - 1, 7]``.
 
     Args:
-      grid: a record grid (:func:`sims.linear.recording.check_grid`).
+      record_steps: from :mod:`sims.linear.recording` (:func:`~sims.linear.recording.check_record_steps`).
       max_segment: the longest segment, in ``[1, MAX_SEGMENT]``.
     """
     if not 1 <= max_segment <= MAX_SEGMENT:
         raise ValueError(f"max_segment must be in [1, {MAX_SEGMENT}], got {max_segment}")
-    gaps = np.diff(check_record_steps(grid))  # int64
+    gaps = np.diff(check_record_steps(record_steps))  # int64
     counts = -(-gaps // max_segment)  # ceil
     lengths = np.full(int(counts.sum()), max_segment, np.int64)
     ends = np.cumsum(counts) - 1  # index of each gap's last segment
@@ -441,7 +441,7 @@ class SeedsLast(NamedTuple):
 
     Attributes:
       names: optimizer names, in the order of axis 1 of ``w_freq``.
-      steps: ``(T,)`` the record grid.
+      steps: ``(T,)`` the record steps.
       w_freq: ``(T, k, d, seeds_padded)`` weights in frequency coordinates,
         seed axis last and sharded; seeds from ``n_seeds`` on are padding.
       n_seeds: the number of seeds asked for.
@@ -457,7 +457,7 @@ def simulate_seeds_last(
     sim: Simulation,
     problem: Problem,
     keys: Array,
-    grid,
+    record_steps,
     *,
     chunks: int = 64,
     progress: Optional[Callable[[int, int], None]] = None,
@@ -467,10 +467,10 @@ def simulate_seeds_last(
 ) -> SeedsLast:
     """:func:`simulate`, returning the records in the engine's seed-last layout
     (no transpose, no copy to the host); arguments as for :func:`simulate`."""
-    grid = check_record_steps(grid)
+    record_steps = check_record_steps(record_steps)
     if draw_steps is not None and draw_steps < 1:
         raise ValueError(f"draw_steps must be >= 1, got {draw_steps}")
-    seg = split_gaps(grid, max_segment)
+    seg = split_gaps(record_steps, max_segment)
     per_chunk = max(1, math.ceil(len(seg.lengths) / max(1, chunks)))
     n_chunks = math.ceil(len(seg.lengths) / per_chunk)
     padded = np.zeros(n_chunks * per_chunk, np.int32)
@@ -499,7 +499,7 @@ def simulate_seeds_last(
         keys = jax.make_array_from_callback(keys.shape, comp.sharding, lambda index: keys[index])
     state = comp.init(keys)
     records = [_w_freq(plan, state.e)[None]]
-    total, done = int(grid[-1]), 0
+    total, done = int(record_steps[-1]), 0
     for c in range(n_chunks):
         part = slice(c * per_chunk, (c + 1) * per_chunk)
         state, rec = comp.advance(state, jnp.asarray(padded[part]))
@@ -515,14 +515,14 @@ def simulate_seeds_last(
             jax.block_until_ready(state.e)
             progress(done, total)
     w_freq = jnp.concatenate(records, axis=0) if len(records) > 1 else records[0]  # (T, k, d, seeds)
-    return SeedsLast(sim.names, grid, w_freq, n_seeds)
+    return SeedsLast(sim.names, record_steps, w_freq, n_seeds)
 
 
 def simulate(
     sim: Simulation,
     problem: Problem,
     keys: Array,
-    grid,
+    record_steps,
     *,
     chunks: int = 64,
     progress: Optional[Callable[[int, int], None]] = None,
@@ -530,13 +530,13 @@ def simulate(
     draw_steps: Optional[int] = None,
     max_segment: int = MAX_SEGMENT,
 ) -> Trajectories:
-    """Runs every seed and optimizer, recording ``w~`` on ``grid``.
+    """Runs every seed and optimizer, recording ``w~`` at ``record_steps``.
 
     Args:
       sim: from :func:`make_simulation`.
       problem: the signal model (shared by all seeds).
       keys: ``(seeds,)`` PRNG keys, e.g. from :func:`seed_keys`.
-      grid: record steps, from :mod:`sims.linear.recording` (starts at 0). Gaps may
+      record_steps: from :mod:`sims.linear.recording` (starts at 0). Gaps may
         be of any length (:func:`split_gaps`).
       chunks: the compiled scan runs in about this many calls, so that
         ``progress`` can report; results do not depend on it.
@@ -552,7 +552,7 @@ def simulate(
     Returns:
       :class:`Trajectories` with ``w_freq`` of shape ``(seeds, k, T, d)``.
     """
-    out = simulate_seeds_last(sim, problem, keys, grid, chunks=chunks, progress=progress, devices=devices,
+    out = simulate_seeds_last(sim, problem, keys, record_steps, chunks=chunks, progress=progress, devices=devices,
                               draw_steps=draw_steps, max_segment=max_segment)
     w_freq = jnp.transpose(out.w_freq, (3, 1, 0, 2))[: out.n_seeds]
     return Trajectories(out.names, out.steps, w_freq)

@@ -1,4 +1,4 @@
-"""Risks on the record grid, divergence, and statistics across seeds."""
+"""Risks on the record steps, divergence, and statistics across seeds."""
 
 from __future__ import annotations
 

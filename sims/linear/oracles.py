@@ -26,12 +26,12 @@ Batched fast path (optional, used by :mod:`sims.linear.engine` when present):
 * ``draw(kw) -> stats``: the step's randomness for a batch of step keys given
   as threefry key words ``kw`` ``(2, *batch)`` (:func:`sims.linear.sampling.key_words`),
   with trailing ``batch`` axes. ``None`` when the oracle needs no randomness.
-* ``apply(state, stats, e) -> g``: the gradient with the *coordinate axis
-  first*: ``e`` is ``(d, *lead, *batch)``; ``state`` and ``stats`` leaves carry
+* ``apply(state, stats, e_freq) -> g_freq``: the gradient with the *coordinate axis
+  first*: ``e_freq`` is ``(d, *lead, *batch)``; ``state`` and ``stats`` leaves carry
   the trailing ``batch`` axes (``stats`` is ``None`` without ``draw``).
 
-When both are given, ``grad(state, key, e)`` is exactly
-``apply(state, draw(key_words(key)), e.T)`` moved back to ``(..., d)``; an
+When both are given, ``grad(state, key, e_freq)`` is exactly
+``apply(state, draw(key_words(key)), e_freq.T)`` moved back to ``(..., d)``; an
 oracle without ``apply`` is run through ``grad``, vmapped over seeds.
 """
 
@@ -69,19 +69,19 @@ class GradientOracle(NamedTuple):
     apply: Optional[Callable[[OracleState, Any, Array], Array]] = None
 
 
-def _coords_last(apply: Callable[[Array], Array], e: Array) -> Array:
+def _coords_last(apply: Callable[[Array], Array], e_freq: Array) -> Array:
     """Runs a coordinate-first ``apply`` on ``e`` ``(..., d)``."""
-    return jnp.moveaxis(apply(jnp.moveaxis(e, -1, 0)), 0, -1)
+    return jnp.moveaxis(apply(jnp.moveaxis(e_freq, -1, 0)), 0, -1)
 
 
 def population_oracle(spectrum: Array) -> GradientOracle:
     """``g~ = diag(spectrum^2) e~``."""
     s2 = jnp.square(spectrum)
 
-    def apply(state, stats, e):
-        return align_leading(s2, e.ndim) * e
+    def apply(state, stats, e_freq):
+        return align_leading(s2, e_freq.ndim) * e_freq
 
-    return GradientOracle(init=lambda key: (), grad=lambda state, key, e: s2 * e, apply=apply)
+    return GradientOracle(init=lambda key: (), grad=lambda state, key, e_freq: s2 * e_freq, apply=apply)
 
 
 def online_oracle(spectrum: Array, n: int, sampler: str = "wishart", label_noise: float = 0.0) -> GradientOracle:
@@ -95,17 +95,17 @@ def online_oracle(spectrum: Array, n: int, sampler: str = "wishart", label_noise
         def draw(kw):
             return wishart_draw(kw, spectrum, n, label_noise)
 
-        def apply(state, stats, e):
-            return draw_gradient(stats, spectrum, n, e)
+        def apply(state, stats, e_freq):
+            return draw_gradient(stats, spectrum, n, e_freq)
 
-        def grad(state, key, e):
-            return _coords_last(lambda ec: apply(state, draw(key_words(key)), ec), e)
+        def grad(state, key, e_freq):
+            return _coords_last(lambda e_freq_c: apply(state, draw(key_words(key)), e_freq_c), e_freq)
 
         return GradientOracle(init=lambda key: (), grad=grad, draw=draw, apply=apply)
 
-    def grad_explicit(state, key, e):
+    def grad_explicit(state, key, e_freq):
         stats = sample_batch(key, spectrum, n, sampler, label_noise)
-        return (e @ stats.factor) @ stats.factor.T - stats.label_grad
+        return (e_freq @ stats.factor) @ stats.factor.T - stats.label_grad
 
     return GradientOracle(init=lambda key: (), grad=grad_explicit)
 
@@ -120,11 +120,11 @@ def fixed_oracle(spectrum: Array, n: int, sampler: str = "wishart", label_noise:
         stats = sample_batch(key, spectrum, n, sampler, label_noise)
         return BatchStats(gram(stats.factor), stats.label_grad)
 
-    def grad(state: BatchStats, key, e):
-        return e @ state.factor - state.label_grad  # S is symmetric
+    def grad(state: BatchStats, key, e_freq):
+        return e_freq @ state.factor - state.label_grad  # S is symmetric
 
-    def apply(state: BatchStats, stats, e):
-        g = factor_matvec(state.factor, e, lower=False)
+    def apply(state: BatchStats, stats, e_freq):
+        g = factor_matvec(state.factor, e_freq, lower=False)
         return g - align_leading(state.label_grad, g.ndim)
 
     return GradientOracle(init=init, grad=grad, apply=apply)
@@ -168,11 +168,11 @@ def on_relevant_band(make: Callable[..., GradientOracle], spectrum: Array, *args
     d = spectrum.shape[-1]
     inner = make(_take(spectrum, rel, -1), *args)
 
-    def grad(state, key, e):
-        return _put(inner.grad(state, key, _take(e, rel, -1)), rel, d, -1)
+    def grad(state, key, e_freq):
+        return _put(inner.grad(state, key, _take(e_freq, rel, -1)), rel, d, -1)
 
-    def apply(state, stats, e):
-        return _put(inner.apply(state, stats, _take(e, rel, 0)), rel, d, 0)
+    def apply(state, stats, e_freq):
+        return _put(inner.apply(state, stats, _take(e_freq, rel, 0)), rel, d, 0)
 
     return GradientOracle(inner.init, grad, inner.draw, apply if inner.apply is not None else None)
 

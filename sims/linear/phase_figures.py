@@ -67,21 +67,21 @@ def plot_phase_diagram(path: str, res: PhaseResults, config: Config) -> None:
     import matplotlib.pyplot as plt
 
     with plt.rc_context(FIGURE_STYLE):
-        _draw_phase_diagram(plt, path, res.grid, res.points, config.tol, config.radius, config.sigma0)
+        _draw_phase_diagram(plt, path, res.diagram, res.points, config.tol, config.radius, config.sigma0)
 
 
-def _draw_phase_diagram(plt, path, grid, c, tol, radius, sigma0) -> None:
+def _draw_phase_diagram(plt, path, diagram, c, tol, radius, sigma0) -> None:
     from matplotlib.colors import Normalize
 
     from sims.common.plotting import save_figure
 
-    qe, le = _edges(grid.q), _edges(grid.lr)
-    ns = len(grid.scales)
+    qe, le = _edges(diagram.q), _edges(diagram.lr)
+    ns = len(diagram.scales)
     fig, axes = plt.subplots(ns, 3, figsize=(15, 4.6 * ns + 0.5), squeeze=False)
     for row in range(ns):
         e20 = float(c["e0_freq"][row, 0, 0, 2])
         flow_e2 = c["flow_e_freq"][row, ..., 2]
-        suffix = f", w0 scale {grid.scales[row]:g}" if ns > 1 else ""
+        suffix = f", w0 scale {diagram.scales[row]:g}" if ns > 1 else ""
 
         ax = axes[row, 0]
         e2 = c["e2_final"][row]
@@ -89,8 +89,8 @@ def _draw_phase_diagram(plt, path, grid, c, tol, radius, sigma0) -> None:
                           norm=Normalize(np.nanmin(e2), np.nanmax(e2)))
         cb = fig.colorbar(m, ax=ax, label="final e~_2")
         levels = _levels(e2)
-        _contours(ax, cb, grid.q, grid.lr, e2, levels, "k", "-")
-        _contours(ax, cb, grid.q, grid.lr, flow_e2, levels, "r", "--")
+        _contours(ax, cb, diagram.q, diagram.lr, e2, levels, "k", "-")
+        _contours(ax, cb, diagram.q, diagram.lr, flow_e2, levels, "r", "--")
         _axes(ax, qe, le, f"(a) final e~_2 (red: flow){suffix}")
 
         ax = axes[row, 1]
@@ -112,7 +112,7 @@ def _draw_phase_diagram(plt, path, grid, c, tol, radius, sigma0) -> None:
         m = ax.pcolormesh(qe, le, np.ma.masked_invalid(gap).T, cmap="magma_r",
                           norm=Normalize(np.nanmin(gap), np.nanmax(gap)))
         cb = fig.colorbar(m, ax=ax, label=f"R_a(signGD) - R_a(GD), radius {radius:.3g}")
-        _contours(ax, cb, grid.q, grid.lr, irrelevant_drift_gap(radius, flow_e2, e20), _levels(gap), "deepskyblue", "--")
+        _contours(ax, cb, diagram.q, diagram.lr, irrelevant_drift_gap(radius, flow_e2, e20), _levels(gap), "deepskyblue", "--")
         _axes(ax, qe, le, f"(c) R_a gap to GD (blue: flow){suffix}")
     fig.suptitle(f"population signGD, spectrum (sigma_0, sigma_0 sqrt(q), 0), sigma_0 = {sigma0:g}")
     fig.tight_layout()
@@ -126,18 +126,18 @@ def plot_slices(path: str, res: PhaseResults, config: Config) -> None:
     import matplotlib.pyplot as plt
 
     with plt.rc_context(FIGURE_STYLE):
-        _draw_slices(plt, path, res.grid, res.points, config.sigma0)
+        _draw_slices(plt, path, res.diagram, res.points, config.sigma0)
 
 
-def _draw_slices(plt, path, grid, c, sigma0) -> None:
+def _draw_slices(plt, path, diagram, c, sigma0) -> None:
     from sims.common.plotting import save_figure
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
     e20 = c["e0_freq"][0, 0, 0, 2]
-    for k, j in enumerate(sorted(set(np.linspace(0, len(grid.lr) - 1, 4).round().astype(int).tolist()))):
-        left.plot(grid.q, c["e2_final"][0, :, j], "o", ms=2.5, color=f"C{k}", label=f"signGD, lr = {grid.lr[j]:.3g}")
-    left.plot(grid.q, c["flow_e_freq"][0, :, 0, 2], "k-", lw=1.5, label="sign flow (lr -> 0)")
-    left.plot(grid.q, e20 + c["drift_first_order"][0, :, 0], color="0.5", ls="--", lw=1.2,
+    for k, j in enumerate(sorted(set(np.linspace(0, len(diagram.lr) - 1, 4).round().astype(int).tolist()))):
+        left.plot(diagram.q, c["e2_final"][0, :, j], "o", ms=2.5, color=f"C{k}", label=f"signGD, lr = {diagram.lr[j]:.3g}")
+    left.plot(diagram.q, c["flow_e_freq"][0, :, 0, 2], "k-", lw=1.5, label="sign flow (lr -> 0)")
+    left.plot(diagram.q, e20 + c["drift_first_order"][0, :, 0], color="0.5", ls="--", lw=1.2,
               label="first-order drift, sqrt3 q |e~_1(0)|")
     left.axvline(Q_BOUNDARY, color="k", ls="-.", lw=0.8)
     left.set(xscale="log", xlabel="q = sigma_1^2/sigma_0^2", ylabel="final e~_2")
@@ -146,14 +146,14 @@ def _draw_slices(plt, path, grid, c, sigma0) -> None:
     left.grid(True, alpha=0.3)
 
     err = np.abs(c["e2_final"] - c["flow_e_freq"][..., 2])[0]
-    for k, i in enumerate(sorted(set(np.linspace(0, len(grid.q) - 1, 5).round().astype(int).tolist()))):
-        right.plot(grid.lr, np.ma.masked_less_equal(err[i], 0), "o-", ms=2.5, lw=1, color=f"C{k}",
-                   label=f"q = {grid.q[i]:.3g}")
-    right.plot(grid.lr, DRIFT_LR_BOUND * grid.lr, "k--", lw=1.5, label=f"{DRIFT_LR_BOUND:.3g} lr (bound, q <= 1/3)")
+    for k, i in enumerate(sorted(set(np.linspace(0, len(diagram.q) - 1, 5).round().astype(int).tolist()))):
+        right.plot(diagram.lr, np.ma.masked_less_equal(err[i], 0), "o-", ms=2.5, lw=1, color=f"C{k}",
+                   label=f"q = {diagram.q[i]:.3g}")
+    right.plot(diagram.lr, DRIFT_LR_BOUND * diagram.lr, "k--", lw=1.5, label=f"{DRIFT_LR_BOUND:.3g} lr (bound, q <= 1/3)")
     right.set(xscale="log", yscale="log", xlabel="lr", ylabel="|final e~_2 - flow|")
     right.set_title("error of the sign flow against lr")
     right.legend(fontsize=10, ncol=2)
     right.grid(True, which="both", alpha=0.3)
-    fig.suptitle(f"population signGD, sigma_0 = {sigma0:g}, w0 scale {grid.scales[0]:g}")
+    fig.suptitle(f"population signGD, sigma_0 = {sigma0:g}, w0 scale {diagram.scales[0]:g}")
     fig.tight_layout()
     save_figure(fig, path)

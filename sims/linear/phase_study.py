@@ -93,7 +93,7 @@ class Config:
     flow_events: int = FLOW_EVENTS
 
 
-class Grid(NamedTuple):
+class Diagram(NamedTuple):
     """The axes; points are ordered ``(w0 scale, q, lr)``, ``lr`` fastest."""
 
     q: np.ndarray  # (nq,)
@@ -105,9 +105,9 @@ class Grid(NamedTuple):
         return len(self.scales), len(self.q), len(self.lr)
 
 
-def make_grid(config: Config) -> Grid:
+def make_diagram(config: Config) -> Diagram:
     """Log-spaced ``q`` and ``lr`` axes (``config.shape = (nq, nl)``) and the w0 scales."""
-    return Grid(q=np.geomspace(*config.q_range, config.shape[0]), lr=np.geomspace(*config.lr_range, config.shape[1]),
+    return Diagram(q=np.geomspace(*config.q_range, config.shape[0]), lr=np.geomspace(*config.lr_range, config.shape[1]),
                 scales=np.asarray(config.w0_scales, np.float64))
 
 
@@ -231,7 +231,7 @@ class PhaseResults(NamedTuple):
 
     points: dict
     reference: dict
-    grid: Grid
+    diagram: Diagram
     compile_s: float
     run_s: float
     flow_s: float
@@ -240,20 +240,20 @@ class PhaseResults(NamedTuple):
 def phase_diagram(config: Config) -> PhaseResults:
     """The points plus one reference point (the paper's ``q`` and ``lr``, first
     w0 scale) as one iteration program, and the sign flow per ``(w0 scale, q)`` row."""
-    grid = make_grid(config)
-    ns, nq, nl = grid.shape
+    diagram = make_diagram(config)
+    ns, nq, nl = diagram.shape
     s_idx, q_idx, l_idx = (a.ravel() for a in np.meshgrid(np.arange(ns), np.arange(nq), np.arange(nl),
                                                           indexing="ij"))
-    q = np.append(grid.q[q_idx], PAPER["q"])
-    lr = np.append(grid.lr[l_idx], PAPER["lr"])
-    scale = np.append(grid.scales[s_idx], grid.scales[0])
+    q = np.append(diagram.q[q_idx], PAPER["q"])
+    lr = np.append(diagram.lr[l_idx], PAPER["lr"])
+    scale = np.append(diagram.scales[s_idx], diagram.scales[0])
     row = np.append(s_idx * nq + q_idx, ns * nq)  # the flow row of each point; the reference is its own row
     rs, rq = (a.ravel() for a in np.meshgrid(np.arange(ns), np.arange(nq), indexing="ij"))
     at = (config.sigma0, config.w_star_freq, config.w0_freq)
     with jax.enable_x64(True):
         problems = jax.tree.map(jnp.asarray, point_problems(q, scale, *at))
-        rows = jax.tree.map(jnp.asarray, point_problems(np.append(grid.q[rq], PAPER["q"]),
-                                                        np.append(grid.scales[rs], grid.scales[0]), *at))
+        rows = jax.tree.map(jnp.asarray, point_problems(np.append(diagram.q[rq], PAPER["q"]),
+                                                        np.append(diagram.scales[rs], diagram.scales[0]), *at))
         lr_j = jnp.asarray(lr)
         t0 = time.perf_counter()
         flow = jax.tree.map(lambda x: np.asarray(x)[row], jax.block_until_ready(flow_ends(rows)))
@@ -266,8 +266,8 @@ def phase_diagram(config: Config) -> PhaseResults:
         t3 = time.perf_counter()
         rk = risks(problems, lr_j, e_final, th.steps, config.radius)
         flat = _flatten(problems, lr_j, th, flow, e_final, times, rk)
-    shaped = {k: v[:-1].reshape(grid.shape + v.shape[1:]) for k, v in flat.items()}
-    return PhaseResults(shaped, {k: v[-1] for k, v in flat.items()}, grid, t2 - t1, t3 - t2, t1 - t0)
+    shaped = {k: v[:-1].reshape(diagram.shape + v.shape[1:]) for k, v in flat.items()}
+    return PhaseResults(shaped, {k: v[-1] for k, v in flat.items()}, diagram, t2 - t1, t3 - t2, t1 - t0)
 
 
 def _flatten(problems: Problem, lr, th: ClosedForms, flow: FlowEnd, e_final, times: dynamics.PhaseTimes,
@@ -324,7 +324,7 @@ def _frac(mask: np.ndarray, region: np.ndarray) -> Optional[float]:
     return float((mask & region).sum() / n) if n else None
 
 
-def flow_region(c: dict, grid: Grid, region: np.ndarray, tol: float) -> dict:
+def flow_region(c: dict, diagram: Diagram, region: np.ndarray, tol: float) -> dict:
     """How well the sign flow predicts the final ``e~_2`` on ``region``, and where it is worst."""
     err = np.where(region, c["flow_err_over_lr"], np.nan)
     out = {"points": int(region.sum()), "err_over_lr": _stats(err),
@@ -334,21 +334,21 @@ def flow_region(c: dict, grid: Grid, region: np.ndarray, tol: float) -> dict:
            "e2_final": _stats(c["e2_final"][region])}
     if np.isfinite(err).any():
         s, i, j = np.unravel_index(np.nanargmax(err), err.shape)
-        out["worst_point"] = {"q": float(grid.q[i]), "lr": float(grid.lr[j]), "w0_scale": float(grid.scales[s]),
+        out["worst_point"] = {"q": float(diagram.q[i]), "lr": float(diagram.lr[j]), "w0_scale": float(diagram.scales[s]),
                               "err_over_lr": float(err[s, i, j])}
     return out
 
 
-def lr_dependence(c: dict, grid: Grid, tol: float) -> dict:
+def lr_dependence(c: dict, diagram: Diagram, tol: float) -> dict:
     """Per ``lr`` over all points: the median ``|final - flow|``, its log-log
     slope in ``lr`` (1 for ``O(lr)``), and the fraction within ``tol``."""
     err = np.abs(c["e2_final"] - c["flow_e_freq"][..., 2])
-    med = np.array([np.median(err[:, :, j]) for j in range(len(grid.lr))])
+    med = np.array([np.median(err[:, :, j]) for j in range(len(diagram.lr))])
     ok = np.isfinite(med) & (med > 0)
-    slope = float(np.polyfit(np.log(grid.lr[ok]), np.log(med[ok]), 1)[0]) if ok.sum() >= 2 else None
-    picks = sorted(set(np.linspace(0, len(grid.lr) - 1, 5).round().astype(int).tolist()))
+    slope = float(np.polyfit(np.log(diagram.lr[ok]), np.log(med[ok]), 1)[0]) if ok.sum() >= 2 else None
+    picks = sorted(set(np.linspace(0, len(diagram.lr) - 1, 5).round().astype(int).tolist()))
     return {"median_abs_err_slope_in_lr": slope,
-            "by_lr": [{"lr": float(grid.lr[j]), "median_abs_err": _num(med[j]),
+            "by_lr": [{"lr": float(diagram.lr[j]), "median_abs_err": _num(med[j]),
                        "frac_rel_err_below_tol": _frac(c["rel_err"][:, :, j] < tol,
                                                        np.ones_like(c["rel_err"][:, :, j], bool))}
                       for j in picks]}
@@ -361,29 +361,29 @@ def first_bad_lr(c: dict, tol: float) -> np.ndarray:
     return np.where(good.all(axis=1), good.shape[1], np.argmin(good, axis=1))
 
 
-def tolerance_frontier(c: dict, grid: Grid, tol: float) -> np.ndarray:
+def tolerance_frontier(c: dict, diagram: Diagram, tol: float) -> np.ndarray:
     """Per ``q`` row (first w0 scale): the largest grid ``lr`` such that every
     point with a smaller or equal ``lr`` has relative error below ``tol``
     (NaN if not even the smallest). Monotone in ``lr`` by construction."""
     first_bad = first_bad_lr(c, tol)
-    return np.where(first_bad > 0, grid.lr[np.maximum(first_bad - 1, 0)], np.nan)
+    return np.where(first_bad > 0, diagram.lr[np.maximum(first_bad - 1, 0)], np.nan)
 
 
 def summarize(res: PhaseResults, config: Config) -> dict:
     """The JSON summary (apart from ``config``, ``timing`` and ``files``)."""
-    c, ref, grid, tol, radius = res.points, res.reference, res.grid, config.tol, config.radius
-    q = np.broadcast_to(grid.q[None, :, None], grid.shape)
+    c, ref, diagram, tol, radius = res.points, res.reference, res.diagram, config.tol, config.radius
+    q = np.broadcast_to(diagram.q[None, :, None], diagram.shape)
     inside, appl = q <= Q_BOUNDARY, c["applicable"]
     d_e = np.abs(c["e_freq_probe"] - c["e_freq_t2_closed"]).max(axis=-1)
     settled = (c["t2"] >= 0) & (c["t2"] <= c["t_window"])
     gap_pred = irrelevant_drift_gap(radius, c["flow_e_freq"][..., 2], c["e0_freq"][..., 2])
-    frontier = tolerance_frontier(c, grid, tol)
-    lr_over_q = frontier / grid.q
-    lr_over_q = lr_over_q[np.isfinite(lr_over_q) & (frontier < grid.lr[-1])]
+    frontier = tolerance_frontier(c, diagram, tol)
+    lr_over_q = frontier / diagram.q
+    lr_over_q = lr_over_q[np.isfinite(lr_over_q) & (frontier < diagram.lr[-1])]
     ph3 = c["phase3_dev"] / c["lr"]
     return {
-        "grid": {"points": int(q.size), "q": grid.q.tolist(), "lr": grid.lr.tolist(),
-                 "w0_scales": grid.scales.tolist(), "max_steps": int(c["steps"].max()),
+        "diagram": {"points": int(q.size), "q": diagram.q.tolist(), "lr": diagram.lr.tolist(),
+                 "w0_scales": diagram.scales.tolist(), "max_steps": int(c["steps"].max()),
                  "total_point_steps": int(c["steps"].sum())},
         "flow": {
             "reasons": {FlowReason(int(r)).name: int((c["flow_reason"] == r).sum()) for r in np.unique(c["flow_reason"])},
@@ -391,11 +391,11 @@ def summarize(res: PhaseResults, config: Config) -> dict:
             "tau_converged": _stats(c["flow_tau_converged"]),
             "max_abs_diff_closed_form_d3": fmax(np.abs(c["flow_e_freq"] - c["flow_e_freq_closed_d3"])),
             "tol": tol, "drift_lr_bound": DRIFT_LR_BOUND,
-            "all": flow_region(c, grid, np.ones(grid.shape, bool), tol),
-            "q_le_1_3": flow_region(c, grid, inside, tol),
-            "q_gt_1_3": flow_region(c, grid, ~inside, tol),
-            "lr_dependence": lr_dependence(c, grid, tol),
-            "tolerance_frontier": {"q": grid.q.tolist(), "lr_max": [_num(v) for v in frontier],
+            "all": flow_region(c, diagram, np.ones(diagram.shape, bool), tol),
+            "q_le_1_3": flow_region(c, diagram, inside, tol),
+            "q_gt_1_3": flow_region(c, diagram, ~inside, tol),
+            "lr_dependence": lr_dependence(c, diagram, tol),
+            "tolerance_frontier": {"q": diagram.q.tolist(), "lr_max": [_num(v) for v in frontier],
                                    "lr_max_over_q": _stats(lr_over_q)},
             "saturated_e2_final": sorted({round(float(v), 12) for v in c["flow_e_freq"][..., 2][~inside]}),
             "note": "err_over_lr = |final e~_2 - sign flow e~_2| / lr; drift_lr_bound is the derived bound "
@@ -433,7 +433,7 @@ def summarize(res: PhaseResults, config: Config) -> dict:
                     "flow_drift_only = radius^2/2 (flow e~_2^2 - e~_2(0)^2)",
         },
         "reference_point": {
-            "q": PAPER["q"], "lr": PAPER["lr"], "w0_scale": float(grid.scales[0]),
+            "q": PAPER["q"], "lr": PAPER["lr"], "w0_scale": float(diagram.scales[0]),
             "t1": int(ref["t1"]), "t2": int(ref["t2"]), "t1_closed": int(ref["t1_closed"]),
             "t2_closed": int(ref["t2_closed"]), "e2_t2": _num(ref["e_freq_t2"][2]),
             "e2_final": _num(ref["e2_final"]), "flow_e2": _num(ref["flow_e_freq"][2]),
@@ -442,14 +442,14 @@ def summarize(res: PhaseResults, config: Config) -> dict:
             "gd_adversarial_risk_equal_risk": _num(ref["gd_adversarial_risk_equal_risk"]),
             "gd_adversarial_risk_limit": _num(ref["gd_adversarial_risk_limit"]),
         },
-        "slice_paper_lr": paper_lr_slice(c, grid),
+        "slice_paper_lr": paper_lr_slice(c, diagram),
     }
 
 
-def paper_lr_slice(c: dict, grid: Grid) -> dict:
+def paper_lr_slice(c: dict, diagram: Diagram) -> dict:
     """Final ``e~_2`` and the flow against ``q`` at the grid ``lr`` nearest the paper's (first w0 scale)."""
-    j = int(np.argmin(np.abs(np.log(grid.lr / PAPER["lr"]))))
-    return {"lr": float(grid.lr[j]), "q": grid.q.tolist(), "e2_final": [_num(v) for v in c["e2_final"][0, :, j]],
+    j = int(np.argmin(np.abs(np.log(diagram.lr / PAPER["lr"]))))
+    return {"lr": float(diagram.lr[j]), "q": diagram.q.tolist(), "e2_final": [_num(v) for v in c["e2_final"][0, :, j]],
             "e2_flow": [_num(v) for v in c["flow_e_freq"][0, :, j, 2]]}
 
 
@@ -458,7 +458,7 @@ def paper_lr_slice(c: dict, grid: Grid) -> dict:
 
 def headline(s: dict, config: Config) -> str:
     """The first printed line: the size of the diagram."""
-    g = s["grid"]
+    g = s["diagram"]
     return (f"phase diagram: {config.shape[0]} x {config.shape[1]} points x {len(g['w0_scales'])} w0 scale(s), q in "
             f"[{g['q'][0]:g}, {g['q'][-1]:g}], lr in [{g['lr'][0]:g}, {g['lr'][-1]:g}], sigma_0 = {config.sigma0:g}, "
             f"population signGD in float64, up to {g['max_steps']} steps")
@@ -496,7 +496,7 @@ def table_notes(s: dict) -> list[str]:
     if c["points"]:
         lines.append(f"closed form vs iteration ({c['points']} applicable points): t1 equal {c['t1_equal']}, t2 equal "
                      f"{c['t2_equal']}, max relative |e~(t2) diff| {c['max_rel_e_freq_t2_diff']:.3g}")
-    lines.append(f"settled: {st['points_settled']}/{s['grid']['points']} points")
+    lines.append(f"settled: {st['points_settled']}/{s['diagram']['points']} points")
     eq = a["equal_standard_risk"]
     lines.append(f"R_a(signGD) - R_a(GD at equal R_s), radius = {a['radius']:.4g}: min {eq['min']:.4g}, median "
                  f"{eq['median']:.4g}, max {eq['max']:.4g}")
@@ -509,7 +509,7 @@ def table_notes(s: dict) -> list[str]:
 
 def readme_block(s: dict) -> str:
     """The README's phase-diagram findings, rendered from ``phase_summary.json``."""
-    g, f, ref = s["grid"], s["flow"], s["reference_point"]
+    g, f, ref = s["diagram"], s["flow"], s["reference_point"]
     le, gt = f["q_le_1_3"], f["q_gt_1_3"]
     gap = s["adversarial_gap"]["equal_standard_risk"]
     lines = [

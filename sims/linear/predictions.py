@@ -46,11 +46,11 @@ MAX_EVENTS = 256
 
 
 class Prediction(NamedTuple):
-    """One optimizer's prediction on the record grid.
+    """One optimizer's prediction on the record steps.
 
     Attributes:
       theory: the formula (:data:`THEORY_NAMES`, or ``fixed_set``).
-      e_freq: ``(T, d)`` errors on the grid, or ``(seeds, T, d)`` for a fixed
+      e_freq: ``(T, d)`` errors at the record steps, or ``(seeds, T, d)`` for a fixed
         set; ``None`` when not applicable.
       applicable: whether the prediction holds here.
       reason: why not, when not.
@@ -116,7 +116,7 @@ def predict(
       mode: ``population``, ``online`` or ``fixed``.
       problem: the signal model (any precision; solved in float64).
       lr: the learning rate.
-      steps: ``(T,)`` the record grid.
+      steps: ``(T,)`` the record steps.
       hparams: the optimizer's hyper-parameters (default: PyTorch's).
       batch_size: ``n`` of the online batches.
       fixed_hessians: ``(seeds, d, d)`` each seed's ``H~_S`` (fixed mode).
@@ -187,7 +187,7 @@ class BatchPrediction(NamedTuple):
 
     Attributes:
       theory: the formula (:data:`THEORY_NAMES`, population column).
-      e_freq: ``(B, T, d)`` errors on the grid. NaN where there is no
+      e_freq: ``(B, T, d)`` errors at the record steps. NaN where there is no
         prediction: everywhere for a failed solve, and after the last
         breakpoint for a sign flow that used its event budget (it is exact
         up to there).
@@ -233,7 +233,7 @@ def predict_many(
       name: ``gd``, ``signgd``, ``adam`` or ``rmsprop``.
       problems: a :class:`Problem` with a leading batch axis ``B``.
       lr: the learning rate.
-      steps: ``(T,)`` the record grid.
+      steps: ``(T,)`` the record steps.
       hparams: the optimizer's hyper-parameters (default: PyTorch's).
       rtol, atol: the Adam and RMSProp ODE solver's tolerances.
 
@@ -252,7 +252,7 @@ def predict_many(
             jnp.float64(float(steps[-1]) * lr))
         e, ok = np.asarray(e, np.float64), np.asarray(ok, bool)
     finite = np.all(np.isfinite(e), axis=(1, 2))
-    # The sign flow is exact up to its last breakpoint and NaN after it: finite on the grid is applicable.
+    # The sign flow is exact up to its last breakpoint and NaN after it: finite at the record steps is applicable.
     ok = finite if name == "signgd" else ok & finite
     if name == "gd":  # the closed form of an unstable lr is a number, not a prediction
         top = lr * np.max(np.square(np.asarray(problems.spectrum, np.float64)), axis=-1)

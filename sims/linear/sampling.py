@@ -368,10 +368,10 @@ def wishart_factor(draw: WishartDraw, spectrum: Array, n: int) -> Array:
     return (spectrum / np.sqrt(n)).reshape((d, 1) + (1,) * len(batch)) * a_mat
 
 
-def draw_gradient(draw: WishartDraw, spectrum: Array, n: int, e: Array) -> Array:
+def draw_gradient(draw: WishartDraw, spectrum: Array, n: int, e_freq: Array) -> Array:
     """``g~ = S e~ - X~^T xi / n`` from a compact draw, coordinate axis first.
 
-    ``draw`` has trailing batch ``b1``; ``e`` is ``(d, *b2)`` with ``b2``
+    ``draw`` has trailing batch ``b1``; ``e_freq`` is ``(d, *b2)`` with ``b2``
     broadcasting against ``b1`` (e.g. ``b1 = (S,)`` seeds and ``b2 = (k, S)``:
     ``k`` optimizers sharing each seed's batch). With ``S = F F^T``,
     ``F = diag(s) A``, ``s = spectrum / sqrt(n)``: ``u = A^T (s e)``,
@@ -379,17 +379,17 @@ def draw_gradient(draw: WishartDraw, spectrum: Array, n: int, e: Array) -> Array
     """
     d = spectrum.shape[-1]
     m = draw.diag.shape[0]
-    lg = align_leading(draw.label_grad, e.ndim)
+    lg = align_leading(draw.label_grad, e_freq.ndim)
     if d * m > UNROLL_MAX_ENTRIES:
         factor = wishart_factor(draw, spectrum, n)
-        return factor_matvec(factor, factor_rmatvec(factor, e)) - lg
+        return factor_matvec(factor, factor_rmatvec(factor, e_freq)) - lg
     s = spectrum / np.sqrt(n)
     entry = {(i, i): draw.diag[i] for i in range(m)}
     entry.update({ij: draw.below[p] for p, ij in enumerate((i, j) for i in range(d) for j in range(min(i, m)))})
-    se = [s[i] * e[i] for i in range(d)]
+    se_freq = [s[i] * e_freq[i] for i in range(d)]
     u = []
     for j in range(m):
-        terms = [entry[i, j] * se[i] for i in range(j, d)]
+        terms = [entry[i, j] * se_freq[i] for i in range(j, d)]
         u.append(sum(terms[1:], terms[0]))
     rows = []
     for i in range(d):

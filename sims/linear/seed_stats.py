@@ -102,7 +102,7 @@ class SeedStats(NamedTuple):
 
     Attributes:
       names: optimizer names (axis ``k``).
-      steps: ``(T,)`` the record grid.
+      steps: ``(T,)`` the record steps.
       e_freq: :class:`Moments` of ``e~`` over ``(k, T, d)``.
       abs_e_freq: :class:`Moments` of ``|e~|`` over ``(k, T, d)``.
       relevant_norm, irrelevant_norm: :class:`Moments` of ``||e~_R||`` and
@@ -112,7 +112,7 @@ class SeedStats(NamedTuple):
       diverged: ``(seeds, k)`` bool.
       phases: ``{t1, t2, irrelevant_drift}`` of ``(seeds,)`` float64 for
         signGD (:func:`theory.dynamics.phase_times` over the records of the
-        grid's dense prefix; the drift is ``e~_2(t2) - e~_2(0)``; NaN where a
+        record steps' dense prefix; the drift is ``e~_2(t2) - e~_2(0)``; NaN where a
         phase was not reached and for diverged seeds), or ``None`` when not asked.
     """
 
@@ -236,10 +236,10 @@ def _finish(p: _Partial) -> Moments:
     return Moments(p.count, nan(p.mean), nan(std), nan(p.min), nan(p.max))
 
 
-def dense_prefix(grid) -> int:
-    """Points of the grid's leading run ``0, 1, 2, ...`` (every step recorded)."""
-    grid = np.asarray(grid)
-    return int(np.sum(np.cumprod(grid == np.arange(len(grid)))))
+def dense_prefix(record_steps) -> int:
+    """Record steps of the leading run ``0, 1, 2, ...`` (every step recorded)."""
+    record_steps = np.asarray(record_steps)
+    return int(np.sum(np.cumprod(record_steps == np.arange(len(record_steps)))))
 
 
 def simulate_stats(
@@ -247,7 +247,7 @@ def simulate_stats(
     problem: Problem,
     base_seed: int,
     n_seeds: int,
-    grid,
+    record_steps,
     radius,
     *,
     chunk_seeds: Optional[int] = None,
@@ -264,7 +264,7 @@ def simulate_stats(
       problem: the signal model.
       base_seed: seed ``i`` uses ``fold_in(key(base_seed), i)``.
       n_seeds: number of seeds.
-      grid: record steps (starts at 0).
+      record_steps: from :mod:`sims.linear.recording` (starts at 0).
       radius: the l2 budget of ``R_a``.
       chunk_seeds: seeds per chunk; default :func:`chunk_size` of ``budget``.
         Results do not depend on it (beyond float32 summation order in the
@@ -273,7 +273,7 @@ def simulate_stats(
       progress: called as ``progress(seed_steps_done, n_seeds * steps)``
         during each chunk.
       phases: also keep the observed signGD phase times per seed, read on
-        the grid's dense prefix (:func:`dense_prefix`); needs ``d = 3`` and
+        the record steps' dense prefix (:func:`dense_prefix`); needs ``d = 3`` and
         an optimizer named ``signgd``.
       budget: device bytes for one chunk (see :func:`chunk_size`).
       draw_steps: the engine's steps drawn at once (default: its own choice).
@@ -284,10 +284,10 @@ def simulate_stats(
     if n_seeds < 1:
         raise ValueError(f"n_seeds must be >= 1, got {n_seeds}")
     devices = tuple(devices if devices is not None else jax.devices())
-    grid = np.asarray(grid)
+    record_steps = np.asarray(record_steps)
     k, d = len(sim.names), problem.dim
     if chunk_seeds is None:
-        chunk_seeds = chunk_size(n_seeds, len(grid), k, d, jnp.dtype(problem.spectrum.dtype).itemsize,
+        chunk_seeds = chunk_size(n_seeds, len(record_steps), k, d, jnp.dtype(problem.spectrum.dtype).itemsize,
                                  len(devices), budget)
     if chunk_seeds < 1:
         raise ValueError(f"chunk_seeds must be >= 1, got {chunk_seeds}")
@@ -295,7 +295,7 @@ def simulate_stats(
     if phases:
         if d != 3 or "signgd" not in sim.names:
             raise ValueError("phases need d = 3 and an optimizer named 'signgd'")
-        phase_index, n_dense = sim.names.index("signgd"), dense_prefix(grid)
+        phase_index, n_dense = sim.names.index("signgd"), dense_prefix(record_steps)
 
     totals: dict[str, Optional[_Partial]] = {name: None for name in ERRORS + CURVES}
     w_final = np.empty((n_seeds, k, d), problem.spectrum.dtype)
@@ -306,10 +306,10 @@ def simulate_stats(
         stop = min(n_seeds, start + chunk_seeds)
         # Every chunk has chunk_seeds seeds (the last one padded with copies), so one compilation serves all.
         idx = np.minimum(np.arange(start, start + chunk_seeds), stop - 1)
-        base, n_chunk = start * int(grid[-1]), stop - start
+        base, n_chunk = start * int(record_steps[-1]), stop - start
         report = None if progress is None else (
             lambda done, total, base=base, n_chunk=n_chunk: progress(base + n_chunk * done, n_seeds * total))
-        out = simulate_seeds_last(sim, problem, seed_keys(idx, base_seed), grid, chunks=PROGRESS_CALLS,
+        out = simulate_seeds_last(sim, problem, seed_keys(idx, base_seed), record_steps, chunks=PROGRESS_CALLS,
                                   devices=devices, draw_steps=draw_steps, progress=report)
         steps = out.steps
         valid = np.zeros(out.w_freq.shape[-1], bool)
