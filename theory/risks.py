@@ -59,7 +59,7 @@ def irrelevant_drift_gap(radius, e_final, e_start) -> Array:
     from ``e_start`` to ``e_final`` gives when ``R_s = 0``:
     ``radius^2/2 (e_final^2 - e_start^2)``, the ``radius^2/2 ||w||^2`` term of
     :func:`adversarial_risk_l2` (``R_s`` does not see irrelevant frequencies)."""
-    return 0.5 * radius**2 * (jnp.square(e_final) - jnp.square(e_start))
+    return 0.5 * radius**2 * (e_final**2 - e_start**2)  # NumPy or JAX arrays, in their own dtype
 
 
 def adversarial_risk_linf(w_freq: Array, problem: Problem, radius) -> Array:

@@ -65,7 +65,7 @@ Tolerances (``U = 2^-53``; ``W = max_t ||w(t)||_inf`` and
 """
 
 import math
-from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -77,7 +77,7 @@ from hypothesis import strategies as st
 from theory import dynamics as dyn
 from theory import signgd
 from theory.signal import dct_basis, make_problem
-from theory.signgd_events import signgd_event_trajectory, signgd_events
+from theory.signgd_events import EventResult, signgd_event_trajectory, signgd_events
 from theory.spectra import powerlaw_spectrum
 
 U = 2.0**-53
@@ -87,25 +87,50 @@ MAX_EVENTS = 512
 DIMS = (2, 3, 4, 5, 8)
 POWERLAW_DIMS = (32,)
 
-trajectory = jax.jit(partial(signgd_event_trajectory, max_events=MAX_EVENTS, osc_window=K))
-trajectory_on = jax.jit(
-    partial(signgd_event_trajectory, max_events=MAX_EVENTS, osc_window=K, stop_on_oscillation=False)
-)
-events = jax.jit(lambda problem, lr, steps: signgd_events(problem, lr, steps, max_events=MAX_EVENTS, osc_window=K))
-phases = jax.jit(signgd.signgd_phases)
+TIMES = np.arange(T + 1)
 
 
-@partial(jax.jit, static_argnames="steps")
-def iteration(problem, lr, steps=T):
-    """``w(0..steps)`` and ``g(0..steps)`` of ``w <- w - lr sign(C^T diag(s2)(C w - w~*))``
+class Runs(NamedTuple):
+    """What :func:`compare` checks, from one program."""
+
+    c: jax.Array  # (d, d) the DCT-II matrix
+    w_it: jax.Array  # (T + 1, d) the iteration's w(0..T)
+    g_it: jax.Array  # (T + 1, d) its gradients C^T diag(s2)(C w - w~*)
+    res: EventResult  # the solver up to max(times), stopping at the oscillation
+    e_ev: jax.Array  # (len(times), d) its e~(times)
+    e_on: jax.Array  # (len(times), d) e~(times) without the oscillation stop
+
+
+def iteration(problem, lr):
+    """``w(0..T)`` and ``g(0..T)`` of ``w <- w - lr sign(C^T diag(s2)(C w - w~*))``
     (module docstring)."""
     c = dct_basis(problem.dim)
     s2 = jnp.square(problem.spectrum)
     gradient = lambda w_freq, t: s2 * (w_freq - problem.w_star_freq)  # noqa: E731
     opt = optax.sign_sgd(lr)
     step = dyn.optax_step(opt, gradient, c)
-    _, w, _ = dyn.run(step, dyn.init_state(opt, c.T @ problem.w0_freq), np.arange(steps + 1))
+    _, w, _ = dyn.run(step, dyn.init_state(opt, c.T @ problem.w0_freq), TIMES)
     return w, jax.vmap(lambda w: c.T @ gradient(c @ w, 0))(w)
+
+
+@jax.jit
+def iterate_and_solve(problem, lr, times):
+    """The iteration and the solver (both variants) in one program: the problem,
+    ``lr`` and ``times`` are traced, so every example of a given ``d`` reuses
+    one compilation (``d``, ``T`` and ``len(times)`` are static)."""
+    w_it, g_it = iteration(problem, lr)
+    kw = dict(max_events=MAX_EVENTS, osc_window=K)
+    return Runs(
+        c=dct_basis(problem.dim),
+        w_it=w_it,
+        g_it=g_it,
+        res=signgd_events(problem, lr, jnp.max(times), **kw),
+        e_ev=signgd_event_trajectory(problem, lr, times, **kw),
+        e_on=signgd_event_trajectory(problem, lr, times, stop_on_oscillation=False, **kw),
+    )
+
+
+phases = jax.jit(signgd.signgd_phases)
 
 
 def bounds(problem, lr, w, n):
@@ -148,11 +173,10 @@ def problems(draw):
 
 def compare(problem, lr):
     """Checks the solver against the iteration; returns the number of steps compared."""
-    w_it, g_it = (np.asarray(a) for a in iteration(problem, lr))
-    c = np.asarray(dct_basis(problem.dim))
+    out = iterate_and_solve(problem, lr, TIMES)
+    w_it, g_it, c, e_ev = (np.asarray(a) for a in (out.w_it, out.g_it, out.c, out.e_ev))
+    res = out.res
     e_it = w_it @ c.T - np.asarray(problem.w_star_freq)
-    res = events(problem, lr, T)
-    e_ev = np.asarray(trajectory(problem, lr, jnp.arange(T + 1)))
     t_final = int(res.t_final)
     _, _, margin = bounds(problem, lr, w_it, t_final)
     n = first_near_tie(g_it, margin)  # steps 0..n-1 are sign-robust
@@ -183,7 +207,7 @@ def compare(problem, lr):
     assert not bool(res.truncated)
 
     # Without the oscillation stop: one event per step through the regime, to T.
-    e_on = np.asarray(trajectory_on(problem, lr, jnp.arange(T + 1)))
+    e_on = np.asarray(out.e_on)
     _, _, margin = bounds(problem, lr, w_it, T)
     n_on = min(first_near_tie(g_it, margin), T)
     _, e_tol, _ = bounds(problem, lr, w_it, n_on)
@@ -198,6 +222,7 @@ def test_events_equal_iteration(problem):
     problem, lr = problem
     last, n_on = compare(problem, lr)
     bucket = lambda n: "0" if n == 0 else "<64" if n < 64 else f"<{T}" if n < T else f"all {T}"
+    event(f"d = {problem.dim}")
     event(f"compared steps, stopping at the oscillation: {bucket(last)}")
     event(f"compared steps, stepping through it: {bucket(n_on)}")
 
@@ -214,9 +239,9 @@ def powerlaw_problems(draw):
     return make_problem(sig, w_star, np.add(w_star, e0)), lr
 
 
-# Each new d compiles the iteration and three solver variants (about 2.5 s in all), so
-# one size (d = 16 and 64 were also run while writing this) and few examples.
-@settings(max_examples=4, deadline=None)
+# One size (d = 16 and 64 were also run while writing this): each new d compiles
+# :func:`iterate_and_solve` once (about 1-2 s), after which an example takes milliseconds.
+@settings(max_examples=25, deadline=None)
 @given(powerlaw_problems())
 def test_events_equal_iteration_powerlaw(problem):
     problem, lr = problem
@@ -231,11 +256,14 @@ def test_paper_setting():
 
     problem = paper_problem()
     ph = phases(problem, 0.01)
-    res = signgd_events(problem, 0.01, 5000)
+    times = np.full(T + 1, 641)
+    times[-1] = 5000  # the solver runs to max(times)
+    out = iterate_and_solve(problem, 0.01, times)
+    res = out.res
     assert (int(ph.t1), int(ph.t2)) == (112, 641)
     np.testing.assert_array_equal(np.asarray(res.t_events)[:2], [112, 641])
     assert bool(res.oscillating) and int(res.t_oscillating) == 641 and not bool(res.truncated)
-    e_t2 = signgd_event_trajectory(problem, 0.01, jnp.array([641]))[0]
+    e_t2 = out.e_ev[0]
     np.testing.assert_allclose(e_t2, ph.e_freq_t2, rtol=0, atol=1e-12)
 
 
@@ -255,8 +283,8 @@ def test_first_events_are_the_phases(s0, q, lr, e0, e1, e2, w_star):
     assume(bool(ph.applicable))
     t1, t2 = int(ph.t1), int(ph.t2)
     assume(t2 <= T)
-    res = events(problem, lr, T)
-    w_it, _ = iteration(problem, lr)
+    out = iterate_and_solve(problem, lr, TIMES)
+    res, w_it = out.res, out.w_it
     dist, _, _ = bounds(problem, lr, np.asarray(w_it), t2)
     a0, b0 = (float(v) for v in signgd.signgd_gradient_parts(problem.e0_freq, problem.spectrum))
     r1 = (abs(a0) - abs(b0)) / (s0**2 * lr)
@@ -271,7 +299,7 @@ def test_first_events_are_the_phases(s0, q, lr, e0, e1, e2, w_star):
 def test_zero_gradient_never_moves():
     """``g = 0`` exactly (``w = w~* = 0``): ``s = 0``, ``r = 0``, no event, no motion."""
     problem = make_problem((1.0, 0.5, 0.0, 0.3, 0.0), np.zeros(5), np.zeros(5))
-    res = signgd_events(problem, 0.1, 1000, max_events=16)
+    res = iterate_and_solve(problem, 0.1, np.full(T + 1, 1000)).res
     assert int(res.n_events) == 0 and int(res.t_final) == 1000
     assert not bool(res.oscillating) and not bool(res.truncated) and int(res.t_oscillating) == -1
     np.testing.assert_array_equal(res.e_freq_final, np.zeros(5))
