@@ -1,5 +1,8 @@
 """Session-wide test settings, for ``theory/`` and ``tests/`` alike.
 
+hypothesis draws the same examples on every run (profile ``default``); the
+profile ``explore`` draws new ones.
+
 A JAX persistent compilation cache shared by the pytest-xdist workers of one
 session: the controller makes a temporary directory, hands its path to each
 worker and removes it at the end. A program one worker has compiled (the
@@ -17,6 +20,13 @@ import tempfile
 
 import jax
 import pytest
+from hypothesis import settings
+
+# The same examples on every run, so a run's verdict does not depend on the draw;
+# ``pytest --hypothesis-profile=explore`` (or ``--hypothesis-seed=N``) searches anew.
+settings.register_profile("default", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile("default")
 
 _KEY = "jax_compilation_cache_dir"
 
