@@ -585,7 +585,13 @@ def run_study(config: Config, quiet: bool = False) -> Study:
     dyn = run_dynamics(config, problem, quiet)
     t1 = time.perf_counter()
     dynamics = dyn.summary
-    if "gd" in dynamics and stable:
+    if "gd" in dynamics and stable and config.gradient == "fixed":
+        # Each seed's training set has its own H~_S: GD follows (I - lr H~_S)^t, whose mean over
+        # training sets is not the population closed form.
+        dynamics["gd"]["predicted"] = {"theory": None, "applicable": False, "reason": (
+            "a fixed training set: GD follows (I - lr H~_S)^t of each seed's set "
+            "(python sims/linear_dynamics.py --gradient fixed predicts it per seed)")}
+    elif "gd" in dynamics and stable:  # population, or online: E[e~(t)] is the closed form (unbiased, linear)
         dynamics["gd"]["predicted"] = _gd_prediction(dyn, problem)
     points = sweep_points(config)
     cli.stage(f"sweeping {len(points)} points x {config.targets} targets x {len(config.optimizers)} optimizers",
