@@ -68,13 +68,16 @@ def make_problem(spectrum, w_star_freq, w0_freq) -> Problem:
     return Problem(spectrum, w_star_freq, w0_freq)
 
 
-def paper_problem() -> Problem:
-    """The paper's Figure 5 setting (THEORY.md section 1).
+#: The paper's Figure 5 setting (THEORY.md section 1), as Python floats; frequency 2 is irrelevant.
+PAPER_SPECTRUM = (0.1, 0.05, 0.0)
+PAPER_W_STAR_FREQ = (5.0, 10.0, 0.0)
+PAPER_W0_FREQ = (0.01, -0.01, 0.02)
 
-    ``spectrum = (0.1, 0.05, 0)``, ``w_star_freq = (5, 10, 0)``,
-    ``w0_freq = (0.01, -0.01, 0.02)``; frequency 2 is irrelevant.
-    """
-    return make_problem((0.1, 0.05, 0.0), (5.0, 10.0, 0.0), (0.01, -0.01, 0.02))
+
+def paper_problem() -> Problem:
+    """The paper's Figure 5 setting: :data:`PAPER_SPECTRUM`, :data:`PAPER_W_STAR_FREQ`,
+    :data:`PAPER_W0_FREQ` (THEORY.md section 1)."""
+    return make_problem(PAPER_SPECTRUM, PAPER_W_STAR_FREQ, PAPER_W0_FREQ)
 
 
 class PaperTraining(NamedTuple):

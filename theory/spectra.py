@@ -21,15 +21,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from theory.signal import irrelevant_mask
+from theory.signal import PAPER_SPECTRUM, irrelevant_mask  # noqa: F401  (PAPER_SPECTRUM: a spectrum preset)
 
 Array = jax.Array
 
 #: Spectrum presets, by name.
 SPECTRA = ("paper", "powerlaw", "custom")
-
-#: The paper's Figure 5 spectrum (standard deviations).
-PAPER_SPECTRUM = (0.1, 0.05, 0.0)
 
 
 def powerlaw_spectrum(d: int, alpha: float, cutoff: int, scale: float = 1.0, dtype=None) -> Array:

@@ -34,7 +34,7 @@ import numpy as np
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from sims.linear.attacks import monte_carlo_risk, pgd_l2, pgd_linf, worst_case_l2, worst_case_linf
+from sims.linear.attacks import monte_carlo_risk, pgd_perturbations, worst_case
 from theory import risks
 from theory.signal import make_problem, sample_freq, to_input
 from theory.test_standard_risk import coord, tau
@@ -114,8 +114,8 @@ def worst_and_slack(w, x, y, radius, dual):
 
 
 ATTACKS = {
-    "l2": (pgd_l2, worst_case_l2, lambda w: jnp.linalg.norm(w)),
-    "linf": (pgd_linf, worst_case_linf, lambda w: jnp.sum(jnp.abs(w))),
+    "l2": (partial(pgd_perturbations, norm="l2"), partial(worst_case, norm="l2"), lambda w: jnp.linalg.norm(w)),
+    "linf": (partial(pgd_perturbations, norm="linf"), partial(worst_case, norm="linf"), lambda w: jnp.sum(jnp.abs(w))),
 }
 
 

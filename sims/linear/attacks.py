@@ -55,36 +55,23 @@ def _sign_plus(r: Array) -> Array:
     return jnp.where(r >= 0, 1.0, -1.0).astype(r.dtype)
 
 
-def worst_case_l2(w: Array, x: Array, y: Array, radius) -> Array:
-    """Worst-case l2 perturbation of one sample, in input coordinates.
+def worst_case(w: Array, x: Array, y: Array, radius, norm: str) -> Array:
+    """Worst-case perturbation of one sample in the ``norm`` ball, input coordinates.
 
     Args:
       w: ``(d,)`` weights in input coordinates.
       x: ``(d,)`` input.
       y: scalar label.
-      radius: l2 budget.
+      radius: the ball's radius.
+      norm: ``"l2"`` or ``"linf"`` (static).
 
     Returns:
-      ``delta = eps sign(r) w / ||w||_2`` with ``r = <w, x> - y`` (zero if
-      ``w = 0``, when every ``delta`` gives the same loss). Its loss is
-      ``1/2 (|r| + eps ||w||_2)^2``.
+      ``delta = radius sign(r) s(w)`` with ``r = <w, x> - y`` and ``s`` the
+      steepest direction (:func:`sims.common.balls.steepest_direction`):
+      ``w / ||w||_2`` (zero if ``w = 0``, when every ``delta`` gives the same
+      loss) or ``sign(w)``. Its loss is ``1/2 (|r| + radius ||w||_*)^2``.
     """
-    return radius * _sign_plus(jnp.dot(w, x) - y) * steepest_direction(w, "l2")
-
-
-def worst_case_linf(w: Array, x: Array, y: Array, radius) -> Array:
-    """Worst-case l_inf perturbation of one sample, in input coordinates.
-
-    Args:
-      w: ``(d,)`` weights in input coordinates.
-      x: ``(d,)`` input.
-      y: scalar label.
-      radius: l_inf budget.
-
-    Returns:
-      ``delta = eps sign(r) sign(w)``, whose loss is ``1/2 (|r| + eps ||w||_1)^2``.
-    """
-    return radius * _sign_plus(jnp.dot(w, x) - y) * steepest_direction(w, "linf")
+    return radius * _sign_plus(jnp.dot(w, x) - y) * steepest_direction(w, norm)
 
 
 def _pgd_one(key, w, x, y, radius, steps, step_size, random_start, norm):
@@ -93,7 +80,40 @@ def _pgd_one(key, w, x, y, radius, steps, step_size, random_start, norm):
     return pgd(loss, key, w.shape, radius, norm, steps, step_size, random_start, w.dtype).last
 
 
-def _pgd(key, w, x, y, radius, steps, step_size, random_start, norm, restarts=1):
+def pgd_perturbations(
+    key: Array,
+    w: Array,
+    x: Array,
+    y: Array,
+    radius,
+    norm: str,
+    steps: int = 50,
+    step_size=None,
+    random_start: bool = True,
+    restarts: int = 1,
+) -> Array:
+    """PGD on the per-sample loss in the ``norm`` ball, vmapped over samples.
+
+    ``delta <- P(delta + a s(g))``, ``g = grad_delta 1/2 (<w, x+delta> - y)^2``
+    (by ``jax.grad``), ``s`` the steepest direction (``g / ||g||_2`` or
+    ``sign(g)``) and ``P`` the projection onto the ball (:func:`sims.common.balls.pgd`).
+
+    Args:
+      key: PRNG key for the random starts (one subkey per sample).
+      w: ``(d,)`` weights in input coordinates.
+      x: ``(n, d)`` inputs.
+      y: ``(n,)`` labels.
+      radius: the ball's radius.
+      norm: ``"l2"`` or ``"linf"`` (static).
+      steps: number of ascent steps (static).
+      step_size: ``a``; default ``2.5 radius / steps`` (Madry et al., 2018).
+      random_start: start uniformly in the ball (else at 0).
+      restarts: runs from this many random starts and keeps, per sample, the
+        perturbation with the highest loss (static).
+
+    Returns:
+      ``(n, d)`` perturbations inside the ball.
+    """
     step_size = 2.5 * radius / steps if step_size is None else step_size
     one = partial(_pgd_one, steps=steps, random_start=random_start, norm=norm)
 
@@ -104,74 +124,6 @@ def _pgd(key, w, x, y, radius, steps, step_size, random_start, norm, restarts=1)
         return deltas[jnp.argmax(losses)]
 
     return jax.vmap(best)(jax.random.split(key, x.shape[0]), x, y)
-
-
-def pgd_l2(
-    key: Array,
-    w: Array,
-    x: Array,
-    y: Array,
-    radius,
-    steps: int = 50,
-    step_size=None,
-    random_start: bool = True,
-    restarts: int = 1,
-) -> Array:
-    """l2 PGD on the per-sample loss, vmapped over samples.
-
-    ``delta <- P(delta + a g / ||g||_2)``, ``g = grad_delta 1/2 (<w, x+delta> - y)^2``
-    (by ``jax.grad``), ``P`` the projection onto ``||delta||_2 <= eps``.
-
-    Args:
-      key: PRNG key for the random starts (one subkey per sample).
-      w: ``(d,)`` weights in input coordinates.
-      x: ``(n, d)`` inputs.
-      y: ``(n,)`` labels.
-      radius: l2 budget.
-      steps: number of ascent steps (static).
-      step_size: ``a``; default ``2.5 eps / steps`` (Madry et al., 2018).
-      random_start: start uniformly in the ball (else at 0).
-      restarts: runs from this many random starts and keeps, per sample, the
-        perturbation with the highest loss (static).
-
-    Returns:
-      ``(n, d)`` perturbations with ``||delta||_2 <= eps``.
-    """
-    return _pgd(key, w, x, y, radius, steps, step_size, random_start, "l2", restarts)
-
-
-def pgd_linf(
-    key: Array,
-    w: Array,
-    x: Array,
-    y: Array,
-    radius,
-    steps: int = 50,
-    step_size=None,
-    random_start: bool = True,
-    restarts: int = 1,
-) -> Array:
-    """l_inf PGD on the per-sample loss, vmapped over samples.
-
-    ``delta <- clip(delta + a sign(g), -eps, eps)`` with ``g`` the ``jax.grad``
-    of the per-sample loss in ``delta``.
-
-    Args:
-      key: PRNG key for the random starts (one subkey per sample).
-      w: ``(d,)`` weights in input coordinates.
-      x: ``(n, d)`` inputs.
-      y: ``(n,)`` labels.
-      radius: l_inf budget.
-      steps: number of ascent steps (static).
-      step_size: ``a``; default ``2.5 eps / steps``.
-      random_start: start uniformly in the cube (else at 0).
-      restarts: runs from this many random starts and keeps, per sample, the
-        perturbation with the highest loss (static).
-
-    Returns:
-      ``(n, d)`` perturbations with ``||delta||_inf <= eps``.
-    """
-    return _pgd(key, w, x, y, radius, steps, step_size, random_start, "linf", restarts)
 
 
 def attack_perturbations(key: Array, w: Array, x: Array, y: Array, radius, attack: str, **pgd_kwargs) -> Array:
@@ -190,14 +142,11 @@ def attack_perturbations(key: Array, w: Array, x: Array, y: Array, radius, attac
     """
     if attack == "none":
         return jnp.zeros_like(x)
-    if attack == "worst_l2":
-        return jax.vmap(worst_case_l2, in_axes=(None, 0, 0, None))(w, x, y, radius)
-    if attack == "worst_linf":
-        return jax.vmap(worst_case_linf, in_axes=(None, 0, 0, None))(w, x, y, radius)
-    if attack == "pgd_l2":
-        return pgd_l2(key, w, x, y, radius, **pgd_kwargs)
-    if attack == "pgd_linf":
-        return pgd_linf(key, w, x, y, radius, **pgd_kwargs)
+    kind, _, norm = attack.partition("_")  # "worst_l2" -> ("worst", "l2")
+    if attack in ATTACKS and kind == "worst":
+        return jax.vmap(worst_case, in_axes=(None, 0, 0, None, None))(w, x, y, radius, norm)
+    if attack in ATTACKS and kind == "pgd":
+        return pgd_perturbations(key, w, x, y, radius, norm, **pgd_kwargs)
     raise ValueError(f"unknown attack {attack!r}; choose from {', '.join(ATTACKS)}")
 
 

@@ -34,7 +34,7 @@ from sims.linear.recording import log_steps
 from sims.linear.seed_stats import CURVES, ERRORS, MEMORY_BUDGET, Moments, SeedStats, attack_check, simulate_stats
 from sims.common.streams import TEST_STREAM
 from theory.gd import gd_is_stable, gd_max_stable_lr
-from theory.signal import PaperTraining, Problem, make_problem, paper_problem
+from theory.signal import PAPER_SPECTRUM, PAPER_W0_FREQ, PAPER_W_STAR_FREQ, PaperTraining, Problem, make_problem
 from theory.signgd import REASON_TEXT, Reason, signgd_phases, signgd_settled
 
 #: PGD for the empirical R_a: steps of radius/2 shrink the part of delta orthogonal to w by about
@@ -48,13 +48,6 @@ DENSE_STEPS_MAX = 20_000
 DENSE_STEPS_DEFAULT = 2000
 
 
-def _paper_vectors() -> tuple[tuple[float, ...], ...]:
-    """``paper_problem()``'s three vectors as Python floats, read in float64 (so 0.1 stays 0.1)."""
-    with jax.enable_x64(True):
-        return tuple(tuple(float(x) for x in np.asarray(v)) for v in paper_problem())
-
-
-_SPECTRUM, _W_STAR, _W0 = _paper_vectors()
 _TRAINING = PaperTraining()
 
 
@@ -90,9 +83,9 @@ class Config:
     optimizers: tuple[str, ...] = OPTIMIZERS
     hparams: Mapping[str, Mapping[str, float]] = dataclasses.field(
         default_factory=lambda: {n: dict(DEFAULT_HYPERPARAMS[n]) for n in OPTIMIZERS})
-    spectrum: tuple[float, ...] = _SPECTRUM
-    w_star_freq: tuple[float, ...] = _W_STAR
-    w0_freq: tuple[float, ...] = _W0
+    spectrum: tuple[float, ...] = PAPER_SPECTRUM
+    w_star_freq: tuple[float, ...] = PAPER_W_STAR_FREQ
+    w0_freq: tuple[float, ...] = PAPER_W0_FREQ
     radius: float = _TRAINING.radius
     record_points: int = 300
     test_samples: int = 10_000

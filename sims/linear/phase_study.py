@@ -39,18 +39,16 @@ from theory.phase_bounds import DRIFT_LR_BOUND, gd_time_at_risk, settle_bound
 from theory.quadratic import population_quadratic
 from theory.risks import adversarial_risk_l2, irrelevant_drift_gap, standard_risk
 from theory.sign_flow import FlowReason, sign_flow, sign_flow_final_d3
-from theory.signal import PaperTraining, Problem, paper_problem
+from theory.signal import PAPER_SPECTRUM, PAPER_W0_FREQ, PAPER_W_STAR_FREQ, PaperTraining, Problem
 from theory.signgd import Q_BOUNDARY, SQRT_2_3, Reason, SignGDPhases, signgd_drift_first_order, signgd_phases
 
 
 def _paper() -> dict:
-    """The paper's setting (:func:`theory.signal.paper_problem`, :class:`~theory.signal.PaperTraining`)
+    """The paper's setting (:data:`theory.signal.PAPER_SPECTRUM` and the others, :class:`~theory.signal.PaperTraining`)
     as Python floats: ``sigma_0``, ``w~*``, ``w~(0)``, its ``q = (sigma_1 / sigma_0)^2``, ``lr`` and radius."""
-    with jax.enable_x64(True):
-        p = paper_problem()
-        sigma = p.spectrum.tolist()
-        return {"sigma0": sigma[0], "q": (sigma[1] / sigma[0]) ** 2, "w_star_freq": tuple(p.w_star_freq.tolist()),
-                "w0_freq": tuple(p.w0_freq.tolist()), "lr": PaperTraining().lr, "radius": PaperTraining().radius}
+    sigma = PAPER_SPECTRUM
+    return {"sigma0": sigma[0], "q": (sigma[1] / sigma[0]) ** 2, "w_star_freq": PAPER_W_STAR_FREQ,
+            "w0_freq": PAPER_W0_FREQ, "lr": PaperTraining().lr, "radius": PaperTraining().radius}
 
 
 #: The paper's setting (THEORY.md section 1) and its point (``q = 0.25``, ``lr = 0.01``).

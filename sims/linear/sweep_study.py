@@ -282,14 +282,20 @@ def final_stats(w_final: np.ndarray, keep: np.ndarray, problems: Problem, radius
     is ``R_a(w) / R_a(w~*)``. Diverged runs (``~keep``) are left out; with
     every run diverged the values are ``None``.
     """
-    values = _f64(risk_curves(jnp.asarray(w_final), problems, radius))
-    values["irrelevant_norm"] = irrelevant_norm(w_final - np.asarray(problems.w_star_freq), problems.spectrum)
+    values = final_values(w_final, problems, radius)
+    return {**{k: mean_std(v, keep) for k, v in values.items()}, "diverged": int((~keep).sum())}
+
+
+def final_values(w: np.ndarray, problems: Problem, radius: float) -> dict:
+    """``R_s``, ``||w||``, ``R_a``, ``||e~_I||`` and the two ratios to the target, per target, in float64."""
+    values = _f64(risk_curves(jnp.asarray(w), problems, radius))
+    values["irrelevant_norm"] = irrelevant_norm(w - np.asarray(problems.w_star_freq), problems.spectrum)
     # Relative to the target itself (R_s = 0, so R_a(w~*) = radius^2 ||w~*||^2 / 2): targets of
     # different norms (across cutoffs and dimensions) become comparable.
     target = risk_curves(problems.w_star_freq, problems, radius)
     values["weight_norm_ratio"] = values["weight_norm"] / np.asarray(target.weight_norm, np.float64)
     values["adversarial_risk_ratio"] = values["adversarial_risk"] / np.asarray(target.adversarial_risk, np.float64)
-    return {**{k: mean_std(v, keep) for k, v in values.items()}, "diverged": int((~keep).sum())}
+    return values
 
 
 def _per_key(stats: Sequence[dict]) -> dict:
@@ -392,11 +398,9 @@ def solve_predictions(problems: Mapping[Union[Point, str], Problem], names: Sequ
 
 
 def _stats(values: np.ndarray, keep: np.ndarray) -> dict:
-    """``{mean, std, max}`` over kept entries (``None`` with none kept)."""
-    if not keep.any():
-        return {"mean": None, "std": None, "max": None}
-    v = values[keep]
-    return {"mean": float(v.mean()), "std": float(v.std()), "max": float(v.max())}
+    """:func:`~sims.linear.metrics.mean_std` and the ``max`` over kept entries (``None`` with none kept)."""
+    out = mean_std(values, keep)
+    return {**out, "max": None if out["mean"] is None else float(np.asarray(values, np.float64)[keep].max())}
 
 
 def compare(w_sim: np.ndarray, kept: np.ndarray, pred: PointPrediction, problems: Problem, radius: float) -> dict:
@@ -418,11 +422,7 @@ def compare(w_sim: np.ndarray, kept: np.ndarray, pred: PointPrediction, problems
     w_star = np.asarray(problems.w_star_freq, np.float64)
     spectrum = np.asarray(problems.spectrum, np.float64)
     e_pred = np.where(ok[:, None], np.nan_to_num(pred.e_freq[:, -1]), 0.0)
-    curves = _f64(risk_curves(jnp.asarray(w_star + e_pred), problems, radius))
-    target = risk_curves(problems.w_star_freq, problems, radius)
-    curves["irrelevant_norm"] = irrelevant_norm(e_pred, spectrum)
-    curves["weight_norm_ratio"] = curves["weight_norm"] / np.asarray(target.weight_norm, np.float64)
-    curves["adversarial_risk_ratio"] = curves["adversarial_risk"] / np.asarray(target.adversarial_risk, np.float64)
+    curves = final_values(w_star + e_pred, problems, radius)
     sim_ra = np.asarray(risk_curves(jnp.asarray(w_sim), problems, radius).adversarial_risk, np.float64)
     sim_irr = irrelevant_norm(w_sim - w_star, spectrum)
     both = ok & kept
