@@ -24,6 +24,11 @@ DEFAULT_HYPERPARAMS: Mapping[str, Mapping[str, Any]] = {
 }
 
 
+def hyperparams(name: str, overrides: Mapping[str, Any] | None = None) -> dict:
+    """``name``'s hyper-parameters beyond the lr: :data:`DEFAULT_HYPERPARAMS` updated by ``overrides``."""
+    return {**DEFAULT_HYPERPARAMS[name], **dict(overrides or {})}
+
+
 def make_optimizer(name: str, lr: float, **overrides: Any) -> optax.GradientTransformation:
     """Builds an optax optimizer by name.
 
@@ -51,7 +56,7 @@ def make_optimizer(name: str, lr: float, **overrides: Any) -> optax.GradientTran
     unknown = set(overrides) - set(DEFAULT_HYPERPARAMS[name])
     if unknown:
         raise ValueError(f"optimizer {name!r} has no hyper-parameter(s) {sorted(unknown)}")
-    hp = {**DEFAULT_HYPERPARAMS[name], **overrides}
+    hp = hyperparams(name, overrides)
     if name == "gd":
         return optax.sgd(lr)
     if name == "signgd":

@@ -24,10 +24,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from sims.common import cli
-from sims.common.optimizers import DEFAULT_HYPERPARAMS, OPTIMIZERS, make_optimizer
+from sims.common.optimizers import OPTIMIZERS, hyperparams, make_optimizer
 from sims.common.plotting import LABELS, Band, plot_error_dynamics, plot_risks
 from sims.linear.engine import make_simulation, seed_keys
-from sims.linear.metrics import mean_std, risk_curves
+from sims.linear.metrics import format_mean_std, mean_std, risk_curves
 from sims.linear.oracles import make_oracle
 from sims.linear.predictions import Prediction, fixed_set_hessians, predict
 from sims.linear.recording import log_steps
@@ -82,7 +82,7 @@ class Config:
     label_noise: float = 0.0
     optimizers: tuple[str, ...] = OPTIMIZERS
     hparams: Mapping[str, Mapping[str, float]] = dataclasses.field(
-        default_factory=lambda: {n: dict(DEFAULT_HYPERPARAMS[n]) for n in OPTIMIZERS})
+        default_factory=lambda: {n: hyperparams(n) for n in OPTIMIZERS})
     spectrum: tuple[float, ...] = PAPER_SPECTRUM
     w_star_freq: tuple[float, ...] = PAPER_W_STAR_FREQ
     w0_freq: tuple[float, ...] = PAPER_W0_FREQ
@@ -104,7 +104,7 @@ class Config:
 
 def full_hparams(optimizers, overrides: Mapping[str, Mapping[str, float]]) -> dict:
     """Each optimizer's hyper-parameters: :data:`DEFAULT_HYPERPARAMS` updated by ``overrides``."""
-    return {n: {**DEFAULT_HYPERPARAMS[n], **overrides.get(n, {})} for n in optimizers}
+    return {n: hyperparams(n, overrides.get(n)) for n in optimizers}
 
 
 def describe_gradient(gradient: str, batch_size: Optional[int]) -> str:
@@ -364,10 +364,6 @@ def plot_study(error_path: str, risks_path: str, run: DynamicsRun, config: Confi
     plot_risks(risks_path, stats.steps, curves, pred_curves, config.radius, title)
 
 
-def _pm(stat: dict) -> str:
-    return "diverged" if stat["mean"] is None else f"{stat['mean']:.4g} ± {stat['std']:.2g}"
-
-
 def table_rows(summary: dict) -> list[tuple[str, ...]]:
     """One row per optimizer: simulated (mean ± std over seeds), predicted, the irrelevant error, diverged."""
     cfg = summary["config"]
@@ -385,7 +381,7 @@ def table_rows(summary: dict) -> list[tuple[str, ...]]:
     for name, r in summary["optimizers"].items():
         f, p = r["final"], r["predicted"]
         ok = p["applicable"]
-        rows.append((name, _pm(f["standard_risk"]), _pm(f["weight_norm"]), _pm(f["adversarial_risk"]),
+        rows.append((name, format_mean_std(f["standard_risk"]), format_mean_std(f["weight_norm"]), format_mean_std(f["adversarial_risk"]),
                      f"{p['adversarial_risk']:.5g}" if ok else "-", irrelevant_error(f["e_freq"]),
                      irrelevant_error(p.get("e_freq")) if ok else "-",
                      p["theory"] if ok else f"{p['theory']} (not applicable)",

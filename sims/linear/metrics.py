@@ -51,6 +51,11 @@ def diverged(w_freq: Array, problem: Problem) -> np.ndarray:
     return np.asarray(~finite | blown)
 
 
+def format_mean_std(stat: dict) -> str:
+    """``mean ± std`` of a :func:`mean_std` result, or ``diverged`` when nothing was kept."""
+    return "diverged" if stat["mean"] is None else f"{stat['mean']:.4g} ± {stat['std']:.2g}"
+
+
 def mean_std(x, keep) -> dict:
     """``{mean, std}`` over the kept entries of axis 0 (``None`` if none kept)."""
     x = np.asarray(x, np.float64)[np.asarray(keep)]

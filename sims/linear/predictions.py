@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sims.common.optimizers import DEFAULT_HYPERPARAMS
+from sims.common.optimizers import hyperparams
 from theory.adaptive_ode import adam_ode, ode_constants, rmsprop_ode
 from theory.gd import gd_error_quadratic
 from theory.online_ode import online_signgd_ode
@@ -131,7 +131,7 @@ def predict(
     top = lr * float(np.max(np.square(np.asarray(problem.spectrum, np.float64))))
     if name == "gd" and not 0 < top < 2:
         return Prediction(theory, None, False, f"GD diverges: lr * max(spectrum^2) = {top:.4g} >= 2", 0.0)
-    hp = {k: float(v) for k, v in {**DEFAULT_HYPERPARAMS[name], **dict(hparams or {})}.items()}
+    hp = {k: float(v) for k, v in hyperparams(name, hparams).items()}
     t0 = time.perf_counter()
     with jax.enable_x64(True):
         m64 = make_problem(*(np.asarray(v, np.float64) for v in problem))
@@ -241,7 +241,7 @@ def predict_many(
       A :class:`BatchPrediction`, in float64.
     """
     theory = THEORY_NAMES[(name, "population")]
-    hp = {k: float(v) for k, v in {**DEFAULT_HYPERPARAMS[name], **dict(hparams or {})}.items()}
+    hp = {k: float(v) for k, v in hyperparams(name, hparams).items()}
     t0 = time.perf_counter()
     with jax.enable_x64(True):
         m64 = Problem(*(jnp.asarray(np.asarray(v, np.float64)) for v in problems))

@@ -43,10 +43,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from sims.common import cli
-from sims.common.optimizers import DEFAULT_HYPERPARAMS, OPTIMIZERS, make_optimizer
+from sims.common.optimizers import OPTIMIZERS, hyperparams, make_optimizer
 from sims.common.streams import TARGET_STREAM
 from sims.linear.engine import make_simulation, seed_keys, simulate
-from sims.linear.metrics import diverged, mean_std, risk_curves
+from sims.linear.metrics import diverged, format_mean_std, mean_std, risk_curves
 from sims.linear.oracles import make_oracle
 from sims.linear.predictions import BatchPrediction, predict_many
 from sims.linear.recording import log_steps
@@ -124,7 +124,7 @@ class Config:
         if self.cutoffs is None:
             fix("cutoffs", tuple(sorted({min(self.dim, max(1, round(self.dim * f)))
                                          for f in DEFAULT_CUTOFF_FRACTIONS})))
-        fix("hparams", {n: {**DEFAULT_HYPERPARAMS[n], **dict(self.hparams).get(n, {})} for n in self.optimizers})
+        fix("hparams", {n: hyperparams(n, dict(self.hparams).get(n)) for n in self.optimizers})
         if self.gradient == "population":  # no batches
             fix("batch_size", None)
             fix("sampler", None)
@@ -646,10 +646,6 @@ def axis_label(s: dict, axis: str, config: Config) -> tuple[str, list]:
     return f"dimension d (cutoff = d/{config.dim / config.cutoff:g}, alpha = {config.alpha:g})", s["values"]
 
 
-def _pm(stat: dict) -> str:
-    return "diverged" if stat["mean"] is None else f"{stat['mean']:.4g} ± {stat['std']:.2g}"
-
-
 def print_report(summary: dict, config: Config) -> None:
     """The dynamics point's final values, then per sweep axis ``R_a`` and the prediction distances."""
     d = summary["dynamics"]
@@ -658,8 +654,8 @@ def print_report(summary: dict, config: Config) -> None:
     for name, r in d["optimizers"].items():
         f, p = r["final"], r.get("predicted")
         ok = p is not None and p["applicable"]
-        rows.append((name, _pm(f["standard_risk"]), _pm(f["weight_norm"]), _pm(f["adversarial_risk"]),
-                     f"{p['adversarial_risk']:.4g}" if ok else "-", _pm(f["irrelevant_norm"]),
+        rows.append((name, format_mean_std(f["standard_risk"]), format_mean_std(f["weight_norm"]), format_mean_std(f["adversarial_risk"]),
+                     f"{p['adversarial_risk']:.4g}" if ok else "-", format_mean_std(f["irrelevant_norm"]),
                      f"{p['irrelevant_norm']:.4g}" if ok else "-", (p or {}).get("theory") or "-",
                      f"{f['diverged']}/{config.seeds}" + (" !" if f["diverged"] else "")))
     cli.print_rows(rows)
