@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import jax
 import numpy as np
 import pytest
 
+from sims.linear import dynamics_study as study
 from sims.linear.dynamics_study import Config
+from sims.linear.predictions import Prediction
 from sims.common.streams import FIRST_RESERVED
-from sims.linear_dynamics import main
+from sims.linear_dynamics import build_parser, main, validate
 from theory.signal import PaperTraining, paper_problem
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -94,6 +98,34 @@ def test_defaults_are_the_papers():
     assert config.gradient == "online"
 
 
+def _config(argv) -> Config:
+    """The run's settings, as the script fills them from ``argv``."""
+    args = build_parser().parse_args(argv)
+    validate(args)
+    return args.config
+
+
+THEORIES = {"gd": "closed_form", "signgd": "online_ode", "adam": "online_ode", "rmsprop": "online_ode"}
+
+
+@functools.lru_cache(maxsize=None)
+def _short_prediction(name: str) -> Prediction:
+    """Optimizer ``name``'s prediction for the short run, solved as the main job solves it."""
+    config = _config(SHORT + ["--out", tempfile.gettempdir()])  # nothing is written
+    record = study.record_steps_for(config, study.signgd_theory(config.problem(), config.lr))
+    return study.solve_prediction(config, name, record)
+
+
+@pytest.mark.parametrize("name", list(THEORIES))
+def test_short_run_predictions(name):
+    """Each optimizer's prediction for the default (online) gradient is its formula, applies, and is
+    finite on every record step. One test per optimizer: each compiles one solver (the Adam and
+    RMSProp ODEs take seconds), which the short run below then reuses."""
+    p = _short_prediction(name)
+    assert p.theory == THEORIES[name] and p.applicable and p.reason == "", p
+    assert p.e_freq.ndim == 2 and p.e_freq.shape[1] == 3 and np.all(np.isfinite(p.e_freq))
+
+
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory):
     """One short run with plots, shared by the schema and output tests."""
@@ -130,11 +162,11 @@ def test_summary_schema(short_run):
         for key in ("standard_risk", "adversarial_risk", "weight_norm"):
             assert set(f[key]) == {"mean", "std"} and isinstance(f[key]["mean"], float)
         assert len(f["e_freq"]) == 3 and f["diverged"] == 0
-    theories = {"gd": "closed_form", "signgd": "online_ode", "adam": "online_ode", "rmsprop": "online_ode"}
-    for name, theory in theories.items():
+    for name, theory in THEORIES.items():
         p = s["optimizers"][name]["predicted"]
         assert p["theory"] == theory and p["applicable"] is True, p
         assert set(p) == {"theory", "applicable", "standard_risk", "adversarial_risk", "weight_norm", "e_freq"}
+        assert p["e_freq"] == [float(x) for x in _short_prediction(name).e_freq[-1]]  # the solve, reported as is
     sg = s["theory"]["signgd"]
     assert sg["applicable"] is True and sg["t1"] == 112 and sg["t2"] == 641
     assert set(sg["observed"]) == {"t1", "t2", "irrelevant_drift"}

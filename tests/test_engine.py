@@ -35,36 +35,13 @@ from sims.linear import engine
 from sims.linear.engine import MAX_SEGMENT, auto_draw_steps, make_simulation, seed_keys, simulate, split_gaps
 from sims.common.optimizers import OPTIMIZERS, make_optimizer
 from sims.linear.oracles import GradientOracle, make_oracle
-from sims.linear.recording import every_k, log_steps
+from sims.linear.recording import log_steps
 from theory import dynamics as dyn
 from theory.gd import gd_error
-from theory.signal import dct_basis, make_problem, paper_problem
+from theory.signal import dct_basis, make_problem
 
-# No JAX arrays at module scope (tests/conftest.py): the model is built on first use.
-_model = functools.lru_cache(maxsize=None)(paper_problem)
-OPTS = {name: make_optimizer(name, 0.01) for name in OPTIMIZERS}
-STEPS = 300
-GRID = every_k(STEPS, 7)
-
-ORACLES = {
-    "population": lambda: make_oracle("population", _model().spectrum),
-    "online": lambda: make_oracle("online", _model().spectrum, 5000),
-    "online-noise": lambda: make_oracle("online", _model().spectrum, 50, label_noise=0.3),
-    "online-small-n": lambda: make_oracle("online", _model().spectrum, 2),
-    "fixed": lambda: make_oracle("fixed", _model().spectrum, 50, label_noise=0.1),
-    "explicit": lambda: make_oracle("online", _model().spectrum, 20, "explicit"),
-}
-
-
-@functools.lru_cache(maxsize=None)
-def _oracle(kind: str) -> GradientOracle:
-    return ORACLES[kind]()
-
-
-@functools.lru_cache(maxsize=None)
-def _run64(kind: str) -> np.ndarray:
-    sim = make_simulation(OPTS, _oracle(kind))
-    return np.asarray(simulate(sim, _model(), seed_keys(64), GRID).w_freq)
+from engine_cases import GRID, OPTS, ORACLES, STEPS  # tests/ is on sys.path
+from engine_cases import model as _model, oracle as _oracle, run64 as _run64
 
 
 @pytest.mark.parametrize("kind", list(ORACLES))
@@ -82,7 +59,7 @@ def test_grid_chunks_and_draw_steps_do_not_change_values(kind):
     full = _run64(kind)
     sim = make_simulation(OPTS, _oracle(kind))
     coarse = np.array([0, 7, 147, STEPS])
-    other = np.asarray(simulate(sim, _model(), seed_keys(64), coarse, chunks=2, draw_steps=5).w_freq)
+    other = np.asarray(simulate(sim, _model(), seed_keys(64), coarse, chunks=2, draw_steps=4).w_freq)
     np.testing.assert_array_equal(other, full[:, :, np.searchsorted(GRID, coarse)])
     one_chunk = np.asarray(simulate(sim, _model(), seed_keys(64), GRID, chunks=1, draw_steps=64).w_freq)
     np.testing.assert_array_equal(one_chunk, full)
@@ -216,10 +193,10 @@ def test_non_elementwise_optimizer():
     oracle = _oracle("online")
     sim = make_simulation({"clip": clip, "gd": OPTS["gd"]}, oracle)
     assert sim.elementwise == (False, True)
-    traj = np.asarray(simulate(sim, _model(), seed_keys(20), GRID).w_freq)
+    traj = np.asarray(simulate(sim, _model(), seed_keys(64), GRID).w_freq)
     alone = np.asarray(simulate(sim, _model(), seed_keys([7]), GRID).w_freq)
     np.testing.assert_array_equal(alone[0], traj[7])
-    ref = np.asarray(_core_seeds(oracle, (clip,), seed_keys(20)[7:8], tuple(GRID)))
+    ref = np.asarray(_core_seeds(oracle, (clip,), seed_keys(64)[7:8], tuple(GRID)))
     np.testing.assert_allclose(traj[7, 0], ref[0, 0], rtol=0, atol=_tolerance(traj[7, 0], STEPS, LR))
     with pytest.raises(ValueError, match="unknown"):
         make_simulation({"gd": OPTS["gd"]}, oracle, elementwise=["adam"])
@@ -304,10 +281,14 @@ def test_long_gaps_in_segments_match_gd_closed_form():
 
 
 def test_segments_do_not_change_random_streams():
-    """Online draws split into segments of 13 steps (draw_steps 8, so draws restart
-    mid-way) are bitwise the unsplit run: a step's batch depends on its counter only."""
+    """Online draws split into segments of at most 3 steps (each gap of 7 runs as
+    3 + 3 + 1), draw_steps 4: every segment starts a block of draws, so a step's
+    batch comes from another block, at another place in it, than in the unsplit
+    run (one block per gap); bitwise the same: a step's batch depends on its
+    counter only. (128 segments in 64 calls of 2: the compiled program of the
+    coarse run of ``test_grid_chunks_and_draw_steps_do_not_change_values``.)"""
     sim = make_simulation(OPTS, _oracle("online-noise"))
-    split = np.asarray(simulate(sim, _model(), seed_keys(64), GRID, max_segment=13, draw_steps=8).w_freq)
+    split = np.asarray(simulate(sim, _model(), seed_keys(64), GRID, max_segment=3, draw_steps=4).w_freq)
     np.testing.assert_array_equal(split, _run64("online-noise"))
 
 
@@ -321,27 +302,37 @@ def test_step_counter_carries_past_2_32():
     would draw the batches of steps ``0, 1, ...`` after the wrap; the step
     keys and the counter words are also checked bit for bit, against JAX's
     threefry on the 64-bit counter and against Python integers."""
-    problem, oracle = _model(), _oracle("online")
+    problem, oracle = _model(), _oracle("online-noise")
     sim = make_simulation(OPTS, oracle)
-    keys = seed_keys(16)
-    plan = engine._make_plan(sim, problem, 4)
+    keys = seed_keys(64)
     t0, steps = 2**32 - 5, 11
-    state = engine._init(plan, keys)
-    state = state._replace(t=jnp.array([t0 >> 32, t0 & 0xFFFFFFFF], jnp.uint32))
-    run = jax.jit(lambda s: engine._run_steps(plan, s, jnp.int32(steps)))
-    end = run(state)
+    # The engine's compiled chunk as simulate runs it (that of the coarse run of
+    # test_grid_chunks_and_draw_steps_do_not_change_values): 11 steps, then an empty segment.
+    plan = engine._make_plan(sim, problem, 4)
+    comp = engine._compile(plan, tuple(jax.devices()), keys.dtype, tuple(keys.shape[1:]))
+    state = comp.init(jax.device_put(keys, comp.sharding))
+    state = state._replace(t=jax.device_put(jnp.array([t0 >> 32, t0 & 0xFFFFFFFF], jnp.uint32), state.t.sharding))
+    end, rec = comp.advance(state, jnp.array([steps, 0], jnp.int32))  # rec: (2, k, d, seeds) w~
     t_end = t0 + steps
     np.testing.assert_array_equal(np.asarray(end.t), [t_end >> 32, t_end & 0xFFFFFFFF])
-    got = np.asarray(engine._w_freq(plan, end.e))  # (k, d, seeds)
+    got, after_empty = np.asarray(rec[0]), np.asarray(rec[1])
+    np.testing.assert_array_equal(after_empty, got)
     ref = np.asarray(_core_seeds(oracle, tuple(OPTS.values()), keys[:3], (steps,), t0))[:, :, -1]  # (3, k, d)
     got = got[:, :, :3].transpose(2, 0, 1)
     np.testing.assert_allclose(got, ref, rtol=0, atol=_tolerance(got, steps, LR))
     # The keys themselves, bit for bit, against jax's threefry on the 64-bit counter.
-    stream = engine.key_words(jax.vmap(lambda k: jax.random.split(k)[1])(keys[:1]))
-    for t in (5, 2**32 - 1, 2**32, 2**32 + 6, 2**40 + 3):
-        words = engine.step_key_words(stream, jnp.array([[t >> 32], [t & 0xFFFFFFFF]], jnp.uint32))
-        want = threefry_2x32(stream[:, 0], np.array([t >> 32, t & 0xFFFFFFFF], np.uint32))
-        np.testing.assert_array_equal(np.asarray(words)[:, 0], np.asarray(want))
+    # threefry_2x32 splits its count in halves, his then los: one block (hi_j, lo_j) per step.
+    ts = (5, 2**32 - 1, 2**32, 2**32 + 6, 2**40 + 3)
+    counters = np.array([[t >> 32 for t in ts], [t & 0xFFFFFFFF for t in ts]], np.uint32)  # (2, 5)
+
+    @jax.jit
+    def step_keys(keys):  # (2,) stream words of one seed, (2, 5) its keys of the steps ts
+        stream = engine.key_words(jax.vmap(lambda k: jax.random.split(k)[1])(keys))  # (2, 1)
+        return stream[:, 0], engine.step_key_words(stream, counters)
+
+    stream, words = step_keys(keys[:1])
+    want = threefry_2x32(stream, counters.reshape(-1)).reshape(2, len(ts))
+    np.testing.assert_array_equal(np.asarray(words), np.asarray(want))
     counter = engine._advance(jnp.array([0, 2**32 - 2], jnp.uint32)[:, None], jnp.arange(4, dtype=jnp.uint32))
     np.testing.assert_array_equal(np.asarray(counter), [[0, 0, 1, 1], [2**32 - 2, 2**32 - 1, 0, 1]])
 

@@ -3,11 +3,15 @@
 Two Python processes on this machine call ``jax.distributed.initialize``
 (coordinator on localhost at a free port), each with two CPU devices
 (``XLA_FLAGS=--xla_force_host_platform_device_count=2``), so the engine's
-mesh spans four devices on two hosts. They run a short online simulation of
-the four optimizers with the seeds sharded over all four devices, gather the
-records (``multihost_utils.process_allgather``), and process 0 saves them.
-The test compares them bit for bit with the same seeds run here, in one
-process on one device. The same command, by hand:
+mesh spans four devices on two hosts. They run the online case of the
+engine's reference cases (``tests/engine_cases.py``: the four optimizers,
+300 steps) with six seeds sharded over all four devices, gather the records
+(``multihost_utils.process_allgather``), and process 0 saves them. The test
+compares them bit for bit with the same seeds run here, in one process on
+one device (the first six of the case's 64 seeds: a seed's trajectory does
+not depend on the seeds beside it, ``tests/test_engine.py``).
+
+The same command, by hand:
 
     python tests/test_multihost.py PORT 0 OUT.npy & python tests/test_multihost.py PORT 1 OUT.npy
 """
@@ -23,19 +27,6 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEEDS = 6  # not a multiple of 4: padded
-STEPS = 200
-
-
-def _config():
-    from sims.linear.engine import make_simulation
-    from sims.common.optimizers import OPTIMIZERS, make_optimizer
-    from sims.linear.oracles import make_oracle
-    from sims.linear.recording import log_steps
-    from theory.signal import paper_problem
-
-    problem = paper_problem()
-    sim = make_simulation({n: make_optimizer(n, 0.01) for n in OPTIMIZERS}, make_oracle("online", problem.spectrum, 5000))
-    return sim, problem, log_steps(STEPS, 12)
 
 
 def _worker(port: int, process_id: int, out: str) -> None:
@@ -45,11 +36,11 @@ def _worker(port: int, process_id: int, out: str) -> None:
                                initialization_timeout=60)
     from jax.experimental import multihost_utils
 
-    from sims.linear.engine import seed_keys, simulate
+    from engine_cases import GRID, OPTS, model, oracle
+    from sims.linear.engine import make_simulation, seed_keys, simulate
 
     assert jax.process_count() == 2 and len(jax.devices()) == 4 and len(jax.local_devices()) == 2, jax.devices()
-    sim, problem, grid = _config()
-    traj = simulate(sim, problem, seed_keys(SEEDS), grid)
+    traj = simulate(make_simulation(OPTS, oracle("online")), model(), seed_keys(SEEDS), GRID)
     assert len(traj.w_freq.sharding.device_set) == 4
     w = np.asarray(multihost_utils.process_allgather(traj.w_freq, tiled=True))
     if process_id == 0:
@@ -64,7 +55,7 @@ def _free_port() -> int:
 
 
 def test_two_processes_match_one_process(tmp_path):
-    from sims.linear.engine import seed_keys, simulate
+    from engine_cases import GRID, OPTS, run64
 
     env = dict(os.environ)
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
@@ -78,10 +69,7 @@ def test_two_processes_match_one_process(tmp_path):
         for i in range(2)
     ]
     # The one-process reference runs here while the two processes run (two cores).
-    import jax
-
-    sim, problem, grid = _config()
-    one = np.asarray(simulate(sim, problem, seed_keys(SEEDS), grid, devices=jax.devices()[:1]).w_freq)
+    one = run64("online")[:SEEDS]
     logs = []
     for p in procs:
         try:
@@ -92,7 +80,7 @@ def test_two_processes_match_one_process(tmp_path):
             raise
     assert all(p.returncode == 0 for p in procs), "\n".join(logs)
     two_hosts = np.load(out)
-    assert two_hosts.shape == one.shape == (SEEDS, 4, len(grid), 3)
+    assert two_hosts.shape == one.shape == (SEEDS, len(OPTS), len(GRID), 3)
     np.testing.assert_array_equal(two_hosts, one)
 
 

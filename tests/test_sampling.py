@@ -60,12 +60,23 @@ from theory.signal import paper_problem
 Z = 5.0
 
 
-def _keys(count: int, seed: int) -> jax.Array:
-    return jax.random.split(jax.random.key(seed), count)
+#: Keys are made, and samplers run, this many at a time: every call of a
+#: jitted sampler below sees the same shapes, so each (dimension, ``n``,
+#: noise) compiles once, whatever the number of draws.
+CHUNK = 20_000
+
+
+@jax.jit
+def _key_chunk(seed, start):
+    """Keys ``start .. start + CHUNK - 1`` of the sequence ``fold_in(key(seed), i)``,
+    which is ``jax.random.split(jax.random.key(seed), count)`` (threefry's
+    partitionable split: key ``i`` of a split is ``fold_in(key, i)``)."""
+    key = jax.random.key(seed)
+    return jax.vmap(lambda i: jax.random.fold_in(key, i))(start + jnp.arange(CHUNK, dtype=jnp.uint32))
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))
-def _wishart(keys, spectrum, n, noise=0.0):
+def _wishart(keys, spectrum, n, noise):
     """``(S (N, d, d), label_grad (N, d))`` from the batched Wishart sampler."""
     draw = wishart_draw(key_words(keys), spectrum, n, noise)
     factor = wishart_factor(draw, spectrum, n)
@@ -73,10 +84,16 @@ def _wishart(keys, spectrum, n, noise=0.0):
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))
-def _explicit(keys, spectrum, n, noise=0.0):
+def _explicit(keys, spectrum, n, noise):
     """The same from ``n`` explicit samples per draw."""
     st = jax.vmap(lambda k: sample_explicit(k, spectrum, n, noise))(keys)
     return jnp.einsum("Nij,Nkj->Nik", st.factor, st.factor), st.label_grad
+
+
+def _draws(run, count: int, seed: int, spectrum, n: int, noise: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """``run`` (:func:`_wishart` or :func:`_explicit`) on the first ``count`` keys of ``seed``."""
+    parts = [run(_key_chunk(seed, np.uint32(start)), spectrum, n, noise) for start in range(0, count, CHUNK)]
+    return tuple(np.concatenate([np.asarray(p[i]) for p in parts])[:count] for i in range(2))
 
 
 def _z_mean(x: np.ndarray, expected) -> np.ndarray:
@@ -126,13 +143,14 @@ def test_threefry_and_fold_in_match_jax():
 
     rng = np.random.default_rng(0)
     k1, k2, x1, x2 = (jnp.asarray(rng.integers(0, 2**32, 1000, dtype=np.uint64).astype(np.uint32)) for _ in range(4))
-    ours = threefry2x32(k1, k2, x1, x2)
+    ours = jax.jit(threefry2x32)(k1, k2, x1, x2)
     theirs = threefry2x32_p.bind(k1, k2, x1, x2)
     for a, b in zip(ours, theirs):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    keys = _keys(50, 1)
-    expected = jax.vmap(lambda k, t: jax.random.key_data(jax.random.fold_in(k, t)))(keys, jnp.arange(50) * 7919)
-    got = fold_in_words(key_words(keys), jnp.arange(50, dtype=jnp.uint32) * 7919)
+    keys = _key_chunk(1, np.uint32(0))
+    data = np.arange(CHUNK, dtype=np.uint32) * np.uint32(7919)
+    expected = jax.jit(jax.vmap(lambda k, t: jax.random.key_data(jax.random.fold_in(k, t))))(keys, data)
+    got = jax.jit(lambda k, t: fold_in_words(key_words(k), t))(keys, data)
     np.testing.assert_array_equal(np.asarray(got).T, np.asarray(expected))
 
 
@@ -144,14 +162,13 @@ def test_key_words_accepts_raw_and_other_impls():
     rbg = jax.random.key(3, impl="rbg")
     assert key_words(rbg).shape == (2,)
     spectrum = jnp.array([0.1, 0.05, 0.0])
-    a = sample_wishart(rbg, spectrum, 50)
-    b = sample_wishart(rbg, spectrum, 50)
-    np.testing.assert_array_equal(np.asarray(a.factor), np.asarray(b.factor))
+    factor = jax.jit(lambda k: sample_wishart(k, spectrum, 50).factor)
+    np.testing.assert_array_equal(np.asarray(factor(rbg)), np.asarray(factor(rbg)))
 
 
 def test_single_key_and_batched_draws_agree():
     spectrum = jnp.array([0.1, 0.05, 0.0])
-    keys = _keys(16, 2)
+    keys = _key_chunk(2, np.uint32(0))
     batched = jax.jit(lambda k: wishart_factor(wishart_draw(key_words(k), spectrum, 5000, 0.3), spectrum, 5000))(keys)
     single = jax.jit(jax.vmap(lambda k: sample_wishart(k, spectrum, 5000, 0.3).factor))(keys)
     np.testing.assert_array_equal(np.moveaxis(np.asarray(batched), -1, 0), np.asarray(single))
@@ -174,15 +191,21 @@ def test_single_key_and_batched_draws_agree():
 )
 def test_wishart_moments(spectrum, n, draws):
     spectrum = jnp.asarray(spectrum, jnp.float32)
-    s_mat, _ = _wishart(_keys(draws, n), spectrum, n)
-    _check_wishart_moments(np.asarray(s_mat), spectrum, n)
+    s_mat, _ = _draws(_wishart, draws, n, spectrum, n)
+    _check_wishart_moments(s_mat, spectrum, n)
 
 
 def test_explicit_reference_moments():
     """The reference itself obeys the same formulas."""
     spectrum = jnp.asarray((0.1, 0.05, 0.0), jnp.float32)
-    s_mat, _ = _explicit(_keys(100_000, 11), spectrum, 50)
-    _check_wishart_moments(np.asarray(s_mat), spectrum, 50)
+    s_mat, _ = _draws(_explicit, 100_000, 11, spectrum, 50)
+    _check_wishart_moments(s_mat, spectrum, 50)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _diag0(keys, dof):
+    """``A_00`` of a ``1 x 1`` Wishart draw, ``sqrt(chi^2_dof)``, per key."""
+    return wishart_draw(key_words(keys), jnp.ones(1), dof).diag[0]
 
 
 @pytest.mark.parametrize("dof", [2, 5, 50, 4999])
@@ -195,34 +218,33 @@ def test_diagonal_chi_square_distribution(dof):
     Bonferroni over the 4 cases at a family-wise level of 1e-3.
     """
     assert SMALL_DOF < 5
-    draw = jax.jit(lambda k: wishart_draw(key_words(k), jnp.ones(1), dof))(_keys(200_000, dof))
-    chi2 = np.asarray(draw.diag[0], np.float64) ** 2
+    diag = [_diag0(_key_chunk(dof, np.uint32(start)), dof) for start in range(0, 200_000, CHUNK)]
+    chi2 = np.concatenate(diag).astype(np.float64) ** 2
     assert stats.kstest(chi2, stats.chi2(dof).cdf).pvalue > 1e-3 / 4
 
 
 def test_irrelevant_frequencies_are_exactly_zero():
     spectrum = jnp.asarray((0.1, 0.0, 0.05, 0.0), jnp.float32)
     for n in (2, 50, 5000):  # (label noise does not change S: see test_label_noise_moments)
-        s_mat, lg = _wishart(_keys(2000, n), spectrum, n, 0.7)
-        s_mat, lg = np.asarray(s_mat), np.asarray(lg)
+        s_mat, lg = _draws(_wishart, CHUNK, n, spectrum, n, 0.7)
         assert np.all(s_mat[:, [1, 3], :] == 0) and np.all(s_mat[:, :, [1, 3]] == 0)
         assert np.all(lg[:, [1, 3]] == 0)
     e = jnp.asarray((1.0, -2.0, 3.0, 4.0), jnp.float32)
     for sampler in ("wishart", "explicit"):
         oracle = make_oracle("online", spectrum, 50, sampler, 0.7)
-        g = np.asarray(jax.jit(jax.vmap(lambda k: oracle.grad((), k, e)))(_keys(200, 5)))
+        g = np.asarray(jax.jit(jax.vmap(lambda k: oracle.grad((), k, e)))(_key_chunk(5, np.uint32(0))))
         assert np.all(g[:, [1, 3]] == 0)
         assert np.all(g[:, [0, 2]] != 0)
 
 
 def test_n_smaller_than_d_is_singular():
     spectrum = jnp.ones(5)
-    st = sample_wishart(jax.random.key(0), spectrum, 3)
+    st = jax.eval_shape(lambda k: sample_wishart(k, spectrum, 3), jax.random.key(0))
     assert st.factor.shape == (5, 3)
-    s_mat, _ = _wishart(_keys(1000, 3), spectrum, 3)
+    s_mat, _ = _draws(_wishart, CHUNK, 3, spectrum, 3)
     eig = np.linalg.eigvalsh(np.asarray(s_mat, np.float64))  # ascending
     assert np.all(eig[:, :2] < 1e-5 * eig[:, -1:]) and np.all(eig[:, 2:] > 1e-5 * eig[:, -1:])
-    _check_wishart_moments(np.asarray(_wishart(_keys(400_000, 4), spectrum, 3)[0]), spectrum, 3)
+    _check_wishart_moments(_draws(_wishart, 400_000, 4, spectrum, 3)[0], spectrum, 3)
 
 
 # ---------------------------------------------------------------------------
@@ -243,8 +265,8 @@ def test_gradient_distribution_matches_explicit(noise):
     e = problem.e0_freq
     grads = {}
     for sampler, run in (("wishart", _wishart), ("explicit", _explicit)):
-        s_mat, lg = run(_keys(count, 7 if sampler == "wishart" else 8), spectrum, n, noise)
-        grads[sampler] = np.asarray(s_mat @ e - lg)
+        s_mat, lg = _draws(run, count, 7 if sampler == "wishart" else 8, spectrum, n, noise)
+        grads[sampler] = s_mat @ np.asarray(e) - lg
     for sampler in grads:
         assert np.all(grads[sampler][:, 2] == 0)
     for i in (0, 1):
@@ -272,8 +294,8 @@ def test_label_noise_moments(sampler, count):
     spectrum, n, noise = problem.spectrum, 50, 0.5
     e = problem.e0_freq
     run = _wishart if sampler == "wishart" else _explicit
-    s_mat, lg = run(_keys(count, 21), spectrum, n, noise)
-    s_mat, lg = np.asarray(s_mat, np.float64), np.asarray(lg, np.float64)
+    s_mat, lg = _draws(run, count, 21, spectrum, n, noise)
+    s_mat, lg = s_mat.astype(np.float64), lg.astype(np.float64)
     g = s_mat @ np.asarray(e, np.float64) - lg
     sig2 = np.asarray(spectrum, np.float64) ** 2
     relevant = sig2 > 0
@@ -291,16 +313,15 @@ def test_label_noise_moments(sampler, count):
     # its variance is noise^2 sigma^2 / n.
     assert np.all(np.abs(_z_var(lg[:, relevant], noise**2 * sig2[relevant] / n)) < Z)
     if sampler == "wishart":
-        clean, _ = run(_keys(count, 21), spectrum, n, 0.0)
-        np.testing.assert_array_equal(np.asarray(clean), np.asarray(s_mat, np.float32))
+        clean, _ = _draws(run, count, 21, spectrum, n, 0.0)
+        np.testing.assert_array_equal(clean, s_mat.astype(np.float32))
 
 
 def test_sample_batch_dispatch():
     spectrum = jnp.asarray((0.1, 0.05, 0.0))
     k = jax.random.key(0)
-    np.testing.assert_array_equal(
-        np.asarray(sample_batch(k, spectrum, 50, "wishart").factor), np.asarray(sample_wishart(k, spectrum, 50).factor)
-    )
+    both = jax.jit(lambda k: (sample_batch(k, spectrum, 50, "wishart").factor, sample_wishart(k, spectrum, 50).factor))
+    np.testing.assert_array_equal(*map(np.asarray, both(k)))
     with pytest.raises(ValueError):
         sample_batch(k, spectrum, 50, "nope")
 

@@ -23,7 +23,8 @@ from sims.linear.metrics import diverged
 from sims.common.optimizers import make_optimizer
 from sims.linear.oracles import make_oracle
 from sims.linear.recording import every_k
-from sims.linear.seed_stats import attack_check, chunk_size, dense_prefix, merge, sample_seeds, simulate_stats
+from sims.linear.seed_stats import (PROGRESS_CALLS, attack_check, chunk_size, dense_prefix, merge, sample_seeds,
+                                    simulate_stats)
 from theory.dynamics import observe_records, phase_times
 from theory.signal import paper_problem, sample_freq
 
@@ -45,7 +46,9 @@ def _sim():
 
 @functools.lru_cache(maxsize=None)
 def _full() -> np.ndarray:
-    return np.asarray(simulate(_sim(), _model(), seed_keys(SEEDS, 3), GRID).w_freq)  # (S, k, T, d) float32
+    # (S, k, T, d) float32, in as many calls as simulate_stats makes per chunk (the same
+    # compiled program as its one 40-seed chunk; results do not depend on the calls).
+    return np.asarray(simulate(_sim(), _model(), seed_keys(SEEDS, 3), GRID, chunks=PROGRESS_CALLS).w_freq)
 
 
 def _curves64(w: np.ndarray) -> dict:
@@ -161,13 +164,15 @@ def test_phases_and_chunk_size():
     float64 difference of the recorded values; the chunk fits the budget."""
     sim = make_simulation({"signgd": make_optimizer("signgd", 0.2)}, make_oracle("population", _model().spectrum))
     st = simulate_stats(sim, _model(), 0, 5, GRID, EPS, phases=True, chunk_seeds=3)
-    w = np.asarray(simulate(sim, _model(), seed_keys(5), GRID).w_freq)
+    # In as many calls as simulate_stats makes (its compiled program, see _full).
+    w = np.asarray(simulate(sim, _model(), seed_keys(5), GRID, chunks=PROGRESS_CALLS).w_freq)
     n = dense_prefix(GRID)
     assert n == 60
     e = w[:, 0, :n] - np.asarray(_model().w_star_freq)  # (seeds, n, 3) float32, as the engine records
+    observer = phase_times(_model().spectrum)
+    seen = jax.vmap(lambda x: observe_records(observer, np.arange(n), x))(jnp.asarray(e))  # each seed's scan
     for s in range(5):
-        seen = observe_records(phase_times(_model().spectrum), np.arange(n), jnp.asarray(e[s]))
-        t1, t2 = int(seen.t1), int(seen.t2)
+        t1, t2 = int(seen.t1[s]), int(seen.t2[s])
         assert 0 <= t1 < t2 < n  # both phases observed
         assert st.phases["t1"][s] == t1 and st.phases["t2"][s] == t2
         assert st.phases["irrelevant_drift"][s] == np.float64(e[s, t2, 2]) - np.float64(e[s, 0, 2])
@@ -201,8 +206,8 @@ def test_attack_check_equals_independent_losses():
     got = attack_check(key, w, keep, _model(), EPS, n, batch=1024)
     which = sample_seeds(keep, n)
     m = _model()
-    x = np.stack([np.asarray(sample_freq(jax.random.split(jax.random.fold_in(key, j))[0], m.spectrum, 1))[0]
-                  for j in range(n)]).astype(np.float64)
+    draw = jax.vmap(lambda j: sample_freq(jax.random.split(jax.random.fold_in(key, j))[0], m.spectrum, 1)[0])
+    x = np.asarray(draw(jnp.arange(n, dtype=jnp.uint32)), np.float64)  # (N, d)
     ws = w[which, np.arange(w.shape[1])].astype(np.float64)  # (N, k, d)
     e = ws - np.asarray(m.w_star_freq, np.float64)
     loss = 0.5 * (np.abs(np.einsum("nkd,nd->nk", e, x)) + EPS * np.linalg.norm(ws, axis=-1)) ** 2

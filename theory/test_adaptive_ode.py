@@ -103,50 +103,66 @@ _adam_disc = _discrete(_adam_opt)
 _rmsprop_disc = _discrete(_rmsprop_opt)
 
 
-def _steps_and_taus(lrs, tau):
-    steps = [round(tau / lr) for lr in lrs]
-    taus = np.array([lr * k for lr, k in zip(lrs, steps)])
+def _steps_and_taus(optimizer):
+    """Each lr's step count at ``tau ~ TAU[optimizer]`` (``LRS`` order), the
+    order sorting their ``tau = lr * steps``, and those save times sorted, as one
+    strongly typed ``f64[3]``: every solve of an optimizer shares one compiled
+    program."""
+    steps = [round(TAU[optimizer] / lr) for lr in LRS]
+    taus = np.array([lr * k for lr, k in zip(LRS, steps)])
     order = np.argsort(taus)
-    return steps, taus, order
+    return steps, order, jnp.asarray(taus[order])
 
 
-def _ode_at(pred, taus, order):
-    """``e~`` of a prediction saved at ``taus[order]``, back in ``lrs`` order."""
+@functools.lru_cache(maxsize=None)
+def _ode(optimizer, batch_size, shift_lr):
+    """``e~`` of the ODE (population: ``batch_size = 0``; else the online
+    averaged ODE) at each lr's ``tau`` (``LRS`` order), paper setting,
+    ``rtol = 1e-10``. ``shift_lr``: RMSProp's start shift (0: the plain ODE;
+    unused by Adam)."""
+    quad = population_quadratic(paper_problem())
+    _, order, ts = _steps_and_taus(optimizer)
+    if optimizer == "adam":
+        pred = _adam(quad, *PAPER_ADAM, batch_size, ts, 1e-10)
+    else:
+        pred = _rmsprop(quad, PAPER_RMSPROP, shift_lr, batch_size, ts, 1e-10)
     e = np.asarray(pred.e_freq)
     out = np.empty_like(e)
     out[order] = e
     return out
 
 
+@functools.lru_cache(maxsize=None)
+def _population_discrete(optimizer):
+    """The discrete population runs' ``e~`` at each lr's own step count (``LRS``
+    order). The runs of every lr share one compiled iteration, recording at
+    all three step counts (steps past an lr's own count are not used)."""
+    quad = population_quadratic(paper_problem())
+    steps, _, _ = _steps_and_taus(optimizer)
+    record = RECORD[optimizer]
+    disc, hyper = (_adam_disc, PAPER_ADAM) if optimizer == "adam" else (_rmsprop_disc, (PAPER_RMSPROP,))
+    return [np.asarray(disc(quad, (lr, *hyper), record))[record.index(k)] for lr, k in zip(LRS, steps)]
+
+
 def _slope(lrs, diffs):
     return np.polyfit(np.log(lrs), np.log(diffs), 1)[0]
 
 
-@functools.lru_cache(maxsize=None)
 def _paper_differences(optimizer):
     """Discrete minus ODE at ``tau ~ TAU[optimizer]``, paper setting, at each of ``LRS``.
 
     Adam: ``{"adam": ||e~_disc - e~_ode||}``. RMSProp: ``{"rms_plain": ...,
     "rms_shift": ...}``, ``e~_2(disc) - e~_2(ode)`` for the plain ODE and the
     one with the start shift, and ``"relevant"``, the discrete's largest
-    ``|e~_0|, |e~_1|``. The discrete runs of every lr share one compiled
-    iteration, recording at all three step counts (steps past an lr's own
-    count are not used).
+    ``|e~_0|, |e~_1|``.
     """
-    quad = population_quadratic(paper_problem())
-    steps, taus, order = _steps_and_taus(LRS, TAU[optimizer])
-    ts = jnp.asarray(taus[order])
-    record = RECORD[optimizer]
+    disc = _population_discrete(optimizer)
     out = {}
     if optimizer == "adam":
-        ode = _ode_at(_adam(quad, *PAPER_ADAM, 0, ts, 1e-10), taus, order)
-        disc = [np.asarray(_adam_disc(quad, (lr, *PAPER_ADAM), record))[record.index(k)] for lr, k in zip(LRS, steps)]
-        out["adam"] = [np.linalg.norm(d - o) for d, o in zip(disc, ode)]
+        out["adam"] = [np.linalg.norm(d - o) for d, o in zip(disc, _ode("adam", 0, 0.0))]
     else:
-        plain = _ode_at(_rmsprop(quad, PAPER_RMSPROP, 0.0, 0, ts, 1e-10), taus, order)
-        disc = [np.asarray(_rmsprop_disc(quad, (lr, PAPER_RMSPROP), record))[record.index(k)]
-                for lr, k in zip(LRS, steps)]
-        shifted = [_ode_at(_rmsprop(quad, PAPER_RMSPROP, lr, 0, ts, 1e-10), taus, order)[i] for i, lr in enumerate(LRS)]
+        plain = _ode("rmsprop", 0, 0.0)
+        shifted = [_ode("rmsprop", 0, lr)[i] for i, lr in enumerate(LRS)]
         out["rms_plain"] = [d[2] - o[2] for d, o in zip(disc, plain)]
         out["rms_shift"] = [d[2] - o[2] for d, o in zip(disc, shifted)]
         out["relevant"] = [np.abs(d[:2]).max() for d in disc]
@@ -247,20 +263,15 @@ def test_online_ode_shift(optimizer):
     online).
     """
     quad = population_quadratic(paper_problem())
-    steps = round(TAU[optimizer] / ONLINE_LR)
-    record = RECORD[optimizer]
-    ts = jnp.full((3,), steps * ONLINE_LR)
+    i = LRS.index(ONLINE_LR)
+    steps = _steps_and_taus(optimizer)[0][i]
     keys = jax.random.split(jax.random.PRNGKey(0), ONLINE_SEEDS)
     bias = 2 * 1.0 * ONLINE_LR
-    cases = {
-        "adam": (lambda n: _adam(quad, *PAPER_ADAM, n, ts, 1e-10),
-                 _adam_disc, (ONLINE_LR, *PAPER_ADAM)),
-        "rmsprop": (lambda n: _rmsprop(quad, PAPER_RMSPROP, ONLINE_LR, n, ts, 1e-10),
-                    _rmsprop_disc, (ONLINE_LR, PAPER_RMSPROP)),
-    }
-    ode, disc, hyper = cases[optimizer]
-    delta_ode = float(ode(ONLINE_N).e_freq[-1, 2] - ode(0).e_freq[-1, 2])
-    pop = float(disc(quad, hyper, record)[record.index(steps), 2])  # the compile of the population tests
+    shift = ONLINE_LR if optimizer == "rmsprop" else 0.0
+    delta_ode = float(_ode(optimizer, ONLINE_N, shift)[i, 2] - _ode(optimizer, 0, shift)[i, 2])
+    pop = float(_population_discrete(optimizer)[i][2])
+    disc, hyper = {"adam": (_adam_disc, (ONLINE_LR, *PAPER_ADAM)),
+                   "rmsprop": (_rmsprop_disc, (ONLINE_LR, PAPER_RMSPROP))}[optimizer]
     online = np.asarray(disc(quad, hyper, (steps,), ONLINE_N, keys))[:, -1, 2]
     delta = online - pop
     mean, sd = delta.mean(), delta.std(ddof=1)

@@ -46,20 +46,29 @@ N_PGD = 512  # samples for the per-sample PGD checks
 Z = 5.0
 DIMS = (3, 6)
 
-# Jitted once per shape: eager dispatch compiles every primitive separately.
-adversarial_risk_l2 = jax.jit(risks.adversarial_risk_l2)
-standard_risk, weight_norm = jax.jit(risks.standard_risk), jax.jit(risks.weight_norm)
-CLOSED = {"worst_l2": adversarial_risk_l2, "worst_linf": jax.jit(risks.adversarial_risk_linf)}
-mc_risk = jax.jit(monte_carlo_risk, static_argnames=("n_samples", "attack"))
+CLOSED = {"worst_l2": risks.adversarial_risk_l2, "worst_linf": risks.adversarial_risk_linf}
+
+
+# Jitted as a whole, once per shape (eager dispatch compiles every primitive
+# separately): the tests below always pass two weight vectors.
+@jax.jit
+def worst_risks(key, w_freq, problem, radius):
+    """``R_s``, ``||w||_2``, and for both worst-case attacks the closed-form
+    ``R_a`` (``closed``) and Monte Carlo risks on the same samples (``mc``)."""
+    return {
+        "r_s": risks.standard_risk(w_freq, problem),
+        "norm": risks.weight_norm(w_freq),
+        "closed": {a: f(w_freq, problem, radius) for a, f in CLOSED.items()},
+        "mc": {a: monte_carlo_risk(key, w_freq, problem, radius, N_SAMPLES, a) for a in CLOSED},
+    }
 
 
 @jax.jit
-def mc_worst(key, w_freq, problem, radius):
-    """Monte Carlo risks under both worst-case attacks, on the same samples.
-
-    One compile per shape: the tests below always pass two weight vectors.
-    """
-    return {a: monte_carlo_risk(key, w_freq, problem, radius, N_SAMPLES, a) for a in CLOSED}
+def pgd_risks(key, w_freq, problem, radius):
+    """Monte Carlo risks under both PGD attacks (default Madry steps, random
+    start; 4096 samples) and the closed-form worst cases, per norm."""
+    mc = lambda norm: monte_carlo_risk(key, w_freq, problem, radius, 4096, f"pgd_{norm}")
+    return {norm: (mc(norm), CLOSED[f"worst_{norm}"](w_freq, problem, radius)) for norm in ("l2", "linf")}
 
 
 @st.composite
@@ -80,10 +89,12 @@ def rounding_rho(problem, w_freq, radius) -> float:
 @given(problems(), coord())
 def test_closed_form_matches_monte_carlo_worst_case(problem, scale):
     problem, w, radius, seed = problem
-    ws = jnp.stack([w, scale * w + problem.w_star_freq])  # two weights on the same samples
-    est = mc_worst(jax.random.key(seed), ws, problem, radius)
-    for attack, closed in CLOSED.items():
-        r_a_all = closed(ws, problem, radius)
+    w = np.asarray(w)
+    ws = np.stack([w, scale * w + np.asarray(problem.w_star_freq)])  # two weights on the same samples
+    out = jax.tree.map(np.asarray, worst_risks(jax.random.key(seed), jnp.asarray(ws), problem, radius))
+    est = out["mc"]
+    for attack in CLOSED:
+        r_a_all = out["closed"][attack]
         for i, wi in enumerate(ws):
             r_a = float(r_a_all[i])
             rho = rounding_rho(problem, wi, radius)
@@ -119,7 +130,6 @@ ATTACKS = {
 }
 
 
-@partial(jax.jit, static_argnames="norm")
 def pgd_excess(key, w, x, y, radius, norm):
     """Per-sample ``|loss - W| - slack`` (or ``loss - W - slack``): each must be <= 0.
 
@@ -146,25 +156,34 @@ def pgd_excess(key, w, x, y, radius, norm):
     )
 
 
-@settings(max_examples=25, deadline=None)
-@given(problems(dims=(3,)), st.sampled_from(sorted(ATTACKS)))
-def test_pgd_never_beats_the_worst_case_and_reaches_it(problem, norm):
-    problem, w_freq, radius, seed = problem
+@jax.jit
+def max_pgd_excess(problem, w_freq, radius, seed):
+    """The largest :func:`pgd_excess` of each kind on the :func:`samples` of
+    ``seed``, for both norms, with ``w = C^T w~``."""
     x, y = samples(problem, seed)
-    star, madry, zero_start, rand_start = pgd_excess(jax.random.key(seed ^ 0x5EED), to_input(w_freq), x, y, radius, norm)
-    # The closed-form perturbation attains W (to the slack).
-    assert float(jnp.max(star)) <= 0
-    # PGD from a random start stays inside the ball, so it never exceeds W.
-    assert float(jnp.max(madry)) <= 0
-    # PGD reaches W with step size eps: from delta = 0 (where r is not within
-    # rounding of 0, else delta = 0 is stationary) the first ascent step is
-    # sign(r) times the worst direction, so one step lands on delta* (l_inf: two,
-    # clipping saturates every coordinate). From a random start it also reaches W
-    # wherever |r| > eps ||w||_*: then sign(r + <w, delta>) = sign(r) on the whole
-    # ball, so there is no second local maximum, and the off-axis part (l2) shrinks
-    # by eps / (eps + eps) = 1/2 every step, to 2^-60 after 64 steps.
-    assert float(jnp.max(zero_start)) <= 0
-    assert float(jnp.max(rand_start)) <= 0
+    key, w = jax.random.key(seed ^ 0x5EED), to_input(w_freq)
+    return {norm: [jnp.max(v) for v in pgd_excess(key, w, x, y, radius, norm)] for norm in ATTACKS}
+
+
+@settings(max_examples=25, deadline=None)
+@given(problems(dims=(3,)))
+def test_pgd_never_beats_the_worst_case_and_reaches_it(problem):
+    problem, w_freq, radius, seed = problem
+    for norm, excess in max_pgd_excess(problem, w_freq, radius, seed).items():
+        star, madry, zero_start, rand_start = (float(v) for v in excess)
+        # The closed-form perturbation attains W (to the slack).
+        assert star <= 0, norm
+        # PGD from a random start stays inside the ball, so it never exceeds W.
+        assert madry <= 0, norm
+        # PGD reaches W with step size eps: from delta = 0 (where r is not within
+        # rounding of 0, else delta = 0 is stationary) the first ascent step is
+        # sign(r) times the worst direction, so one step lands on delta* (l_inf: two,
+        # clipping saturates every coordinate). From a random start it also reaches W
+        # wherever |r| > eps ||w||_*: then sign(r + <w, delta>) = sign(r) on the whole
+        # ball, so there is no second local maximum, and the off-axis part (l2) shrinks
+        # by eps / (eps + eps) = 1/2 every step, to 2^-60 after 64 steps.
+        assert zero_start <= 0, norm
+        assert rand_start <= 0, norm
 
 
 @settings(max_examples=25, deadline=None)
@@ -174,11 +193,13 @@ def test_larger_norm_at_equal_standard_risk_is_less_robust(problem, shift):
     # and changes only ||w||_2; the l2 R_a grows with the norm at fixed R_s:
     # dR_a/d||w|| = 2 eps sqrt(R_s/pi) + eps^2 ||w|| > 0.
     problem, w, radius, seed = problem
-    w2 = jnp.where(problem.spectrum == 0, w + shift, w)
-    (n1, n2), (r1, r2) = weight_norm(jnp.stack([w, w2])), standard_risk(jnp.stack([w, w2]), problem)
-    assert float(r1) == float(r2)
-    lo, hi = (w, w2) if n1 < n2 else (w2, w)
-    ra_lo, ra_hi = (float(r) for r in adversarial_risk_l2(jnp.stack([lo, hi]), problem, radius))
+    w = np.asarray(w)
+    w2 = np.where(np.asarray(problem.spectrum) == 0, w + shift, w)
+    out = jax.tree.map(np.asarray, worst_risks(jax.random.key(seed), jnp.asarray(np.stack([w, w2])), problem, radius))
+    (n1, n2), (r1, r2) = out["norm"], out["r_s"]
+    assert r1 == r2
+    lo, hi = (0, 1) if n1 < n2 else (1, 0)  # rows of the lower and the higher norm
+    ra_lo, ra_hi = (float(out["closed"]["worst_l2"][i]) for i in (lo, hi))
     # R_a(hi) - R_a(lo) >= eps^2/2 (n_hi^2 - n_lo^2); each R_a is a sum of three
     # non-negative terms with relative rounding <= (d + 8) U, so the gap is resolved
     # when it exceeds 2 (d + 8) U R_a(hi) (else the draw is within rounding of a tie).
@@ -188,8 +209,8 @@ def test_larger_norm_at_equal_standard_risk_is_less_robust(problem, shift):
     # The same order holds sample by sample under the worst-case attack: with common
     # random numbers, (|r| + eps n)^2 grows with n for every sample, so the Monte Carlo
     # estimates are ordered too.
-    est = mc_worst(jax.random.key(seed), jnp.stack([lo, hi]), problem, radius)["worst_l2"]
-    assert float(est.mean[1]) > float(est.mean[0])
+    est = out["mc"]["worst_l2"]
+    assert est.mean[hi] > est.mean[lo]
 
 
 def test_monte_carlo_pgd_is_below_worst_case():
@@ -198,8 +219,6 @@ def test_monte_carlo_pgd_is_below_worst_case():
     problem = make_problem((0.1, 0.05, 0.0), (5.0, 10.0, 0.0), (0.01, -0.01, 0.02))
     w = jnp.array([[4.9, 9.5, 3.0], [0.01, -0.01, 0.02]])
     radius = math.sqrt(2.0)
-    for norm in ("l2", "linf"):
-        est = mc_risk(jax.random.key(3), w, problem, radius, n_samples=4096, attack=f"pgd_{norm}")
-        closed = CLOSED[f"worst_{norm}"](w, problem, radius)
-        assert bool(jnp.all(est.mean <= closed + Z * est.stderr))
-        assert bool(jnp.all(est.mean >= 0.5 * closed))  # a real attack, not a no-op
+    for est, closed in jax.tree.map(np.asarray, pgd_risks(jax.random.key(3), w, problem, radius)).values():
+        assert np.all(est.mean <= closed + Z * est.stderr)
+        assert np.all(est.mean >= 0.5 * closed)  # a real attack, not a no-op

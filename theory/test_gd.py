@@ -40,10 +40,19 @@ recorded ``||e~||``, ``beta_d`` below).
   ``e~_k`` only through ``(C'C'^T - I) lr g~`` and rounding:
   ``<= KAPPA_d (||e(t)|| + ||e(t+1)||)`` (``lr ||g|| = ||e(t+1) - e(t)||``
   up to rounding), summed over the steps.
+
+Compiles. The core runs every problem padded to ``D_PAD = 6`` (spectrum,
+target and start zero past ``d``, ``C_d`` in the top-left block of a zero
+``D_PAD x D_PAD`` basis), as in ``theory/test_general_d.py``: the padding
+stays exactly 0 (asserted) and adds exact zeros to every product, so the run
+is the ``d``-dimensional one, with the same ``d``-term rounding bounds (which
+hold in any summation order); one compile per gradient mode serves every
+``d``. Online batches and training sets are drawn ``(n, D_PAD)``; their
+first ``d`` columns are the ``d``-dimensional samples.
 """
 
 import math
-from functools import partial
+from functools import lru_cache, partial
 
 import jax
 import jax.numpy as jnp
@@ -57,7 +66,7 @@ import optax
 from sims.linear.oracles import GRADIENTS
 from theory import dynamics as dyn
 from theory import gd
-from theory.signal import dct_basis, make_problem, sample_freq
+from theory.signal import Problem, dct_basis, make_problem, sample_freq
 
 U = 2.0**-53
 DIMS = (3, 6)
@@ -120,14 +129,40 @@ def gd_gradient(problem, mode, key):
 
 
 @partial(jax.jit, static_argnames=("steps", "mode"))
-def core_gd(problem, lr, key, steps, mode="population"):
-    """``(steps + 1, d)`` ``e~ = C e`` of the core's GD at every step; the
-    problem, ``lr`` and ``key`` are traced (one compile per ``d``, mode and
-    ``steps``)."""
-    c = dct_basis(problem.dim, problem.spectrum.dtype)
+def core_gd(problem, c, lr, key, steps, mode="population"):
+    """``(steps + 1, d)`` ``e~ = C e`` of the core's GD at every step with
+    the basis ``c``; the problem, basis, ``lr`` and ``key`` are traced (one
+    compile per size, mode and ``steps``)."""
     opt = optax.sgd(lr)
     step = dyn.optax_step(opt, gd_gradient(problem, mode, key), c)
     return dyn.run(step, dyn.init_state(opt, c.T @ problem.e0_freq), np.arange(steps + 1), dyn.save_e_freq(c))[1]
+
+
+SEEDS = 4
+STEPS = 100  # core steps per run
+D_PAD = max(DIMS)  # every core run is padded to this size (module docstring)
+core_gd_seeds = jax.vmap(core_gd, in_axes=(None, None, None, 0, None, None))
+_dct_basis = jax.jit(dct_basis, static_argnums=(0, 1))
+
+
+@lru_cache(maxsize=None)
+def padded_basis(d: int) -> jax.Array:
+    """``C_d`` (:func:`theory.signal.dct_basis`) in the top-left block of a
+    zero ``(D_PAD, D_PAD)`` matrix."""
+    c = np.zeros((D_PAD, D_PAD))
+    c[:d, :d] = np.asarray(_dct_basis(d, jnp.float64))
+    return jnp.asarray(c)
+
+
+def run_core(problem, lr, keys, mode):
+    """``(seeds, STEPS + 1, d)`` ``e~`` of the core's GD on ``problem``, one
+    run per key, run padded to ``D_PAD`` (padded in NumPy, which compiles
+    nothing); the padding stays exactly 0."""
+    d = problem.dim
+    padded = Problem(*(jnp.asarray(np.pad(np.asarray(v), (0, D_PAD - d))) for v in problem))
+    e = np.asarray(core_gd_seeds(padded, padded_basis(d), lr, keys, STEPS, mode))
+    assert np.all(e[..., d:] == 0)
+    return e[..., :d]
 
 
 def iterate_norm_bound(e_freq):
@@ -161,27 +196,25 @@ def test_closed_form_equals_core(problem):
     # Coordinates are 0 or at least 1e-50 in magnitude: XLA on CPU flushes subnormals
     # to zero, an absolute error up to 2^-1022 per operation that the relative model
     # (units of U) does not cover; with a nonzero coordinate of at least 1e-50 the
-    # bound below is at least KAPPA_d 1e-50 > 1e-67, far above 64 such flushes
-    # (~1.4e-306); a zero start stays exactly zero.
+    # bound below is at least KAPPA_d 1e-50 > 1e-67, far above 100 such flushes
+    # (~2.2e-306); a zero start stays exactly zero.
+    # The core as the irrelevant-coordinate tests run it (SEEDS keys, unused by the
+    # population gradient: one program); run 0.
     problem, lr = problem
-    steps = 64
-    e_core = np.asarray(core_gd(problem, lr, jax.random.key(0), steps))
-    closed = np.asarray(gd_error_at(problem, lr, jnp.arange(steps + 1)))
+    steps = STEPS
+    e_core = run_core(problem, lr, jax.random.split(jax.random.key(0), SEEDS), "population")[0]
+    closed = np.asarray(gd_error_at(problem, lr, jnp.arange(T + 1)))[: steps + 1]
     m = float(np.max(iterate_norm_bound(e_core)))
     t = np.arange(steps + 1)[:, None]
     tol = (t + 1) * kappa(problem.dim) * m + 16 * (t + 1) * U * np.abs(np.asarray(problem.e0_freq))
     assert np.all(np.abs(e_core - closed) <= tol)
 
 
-SEEDS = 4
-core_gd_seeds = jax.vmap(core_gd, in_axes=(None, None, 0, None, None))
-
-
-def check_irrelevant_constant(problem, lr, mode, base_seed, steps=100):
+def check_irrelevant_constant(problem, lr, mode, base_seed):
     """Irrelevant ``e~_k`` within the summed per-step bounds (module docstring)
-    on ``SEEDS`` runs; returns ``(SEEDS, steps + 1, d)`` ``e~``."""
+    on ``SEEDS`` runs; returns ``(SEEDS, STEPS + 1, d)`` ``e~``."""
     keys = jax.random.split(jax.random.key(base_seed), SEEDS)
-    e = np.asarray(core_gd_seeds(problem, lr, keys, steps, mode))
+    e = run_core(problem, lr, keys, mode)
     assert np.all(np.isfinite(e))
     irr = np.asarray(problem.spectrum) == 0
     drift = np.abs(e[..., irr] - np.asarray(problem.e0_freq)[irr])  # (seeds, t, #irrelevant)
@@ -226,10 +259,16 @@ def test_irrelevant_coordinate_constant_any_problem(mode, problem, base_seed):
     check_irrelevant_constant(problem, lr, mode, base_seed)
 
 
-@partial(jax.jit, static_argnames="steps")
+@jax.jit
 def freq_loop_final(e0, spectrum, lr, steps):
+    """``e~(steps)`` of the frequency loop; ``steps`` is traced (one compile per ``d``)."""
     s2 = jnp.square(spectrum)
     return jax.lax.fori_loop(0, steps, lambda _, e: e - lr * s2 * e, e0)
+
+
+#: The limits and the stability test, one compiled program each per ``d``.
+limits = jax.jit(lambda problem: (gd.gd_limit(problem), gd.gd_limit_weight_norm_sq(problem)))
+stability = jax.jit(lambda spectrum, lr: (gd.gd_is_stable(spectrum, lr), gd.gd_max_stable_lr(spectrum)))
 
 
 @st.composite
@@ -255,7 +294,8 @@ def test_limits(problem):
     steps = 2000
     w_star, e0 = np.asarray(problem.w_star_freq), np.asarray(problem.e0_freq)
     w_final = w_star + np.asarray(freq_loop_final(problem.e0_freq, problem.spectrum, lr, steps))
-    limit = np.asarray(gd.gd_limit(problem))
+    limit, norm_sq = limits(problem)
+    limit, norm_sq = np.asarray(limit), float(norm_sq)
     # |w(T) - limit| <= 0.95^T |e~(0)| (not yet converged) + 7 T U |e~(0)| (loop rounding)
     # + U |w~*| (adding w~*). Irrelevant coordinates: limit = w~(0), reached exactly.
     tol = (0.95**steps + 7 * steps * U) * np.abs(e0) + U * np.abs(w_star)
@@ -265,7 +305,6 @@ def test_limits(problem):
     np.testing.assert_array_equal(limit[~irr], w_star[~irr])
     # ||w(inf)||^2 = ||w~*||^2 + sum_irrelevant e~_k(0)^2 here (w~* = 0 there); sums of
     # d non-negative squares agree to 2 (d + 1) U relative.
-    norm_sq = float(gd.gd_limit_weight_norm_sq(problem))
     expected = float(np.sum(w_star**2) + np.sum(e0[irr] ** 2))
     assert abs(norm_sq - expected) <= 2 * (problem.dim + 1) * U * expected
     # and the iteration's squared norm tends to it: |a^2 - b^2| <= (a + b) |a - b|.
@@ -279,17 +318,19 @@ def test_limits(problem):
 @given(problems(x_range=(-1.0, 4.0)), st.data())
 def test_is_stable_iff_the_iteration_decays(problem, data):
     problem, lr = problem
-    x = lr * float(jnp.max(problem.spectrum)) ** 2
+    spectrum = np.asarray(problem.spectrum)
+    x = lr * float(np.max(spectrum)) ** 2
     # Within 0.01 of the thresholds x = 0 and x = 2 the top factor |1 - x| is within
     # 0.01 of 1 and T steps cannot tell growth from decay; outside, |1 - x|^T is
     # <= 0.99^200 = 0.13 or >= 1.01^200 = 7.3.
     assume(abs(x) >= 0.01 and abs(x - 2) >= 0.01)
     d = problem.dim
-    e0 = jnp.asarray(data.draw(st.lists(st.floats(0.1, 5.0), min_size=d, max_size=d)))
-    e_t = freq_loop_final(e0, problem.spectrum, lr, T)
-    rel = problem.spectrum > 0
+    e0 = np.asarray(data.draw(st.lists(st.floats(0.1, 5.0), min_size=d, max_size=d)))
+    e_t = np.asarray(freq_loop_final(jnp.asarray(e0), problem.spectrum, lr, T))
+    rel = spectrum > 0
     # Decay: every relevant coordinate shrinks (slowest factor 1 - lr sigma_min^2,
     # >= 6e-6 per step here, so the shrinkage is far above rounding).
-    decays = bool(jnp.all(jnp.where(rel, jnp.abs(e_t) < jnp.abs(e0), True)))
-    assert bool(gd.gd_is_stable(problem.spectrum, lr)) == decays
-    assert decays == (0 < lr < float(gd.gd_max_stable_lr(problem.spectrum)))
+    decays = bool(np.all(np.where(rel, np.abs(e_t) < np.abs(e0), True)))
+    stable, max_lr = stability(problem.spectrum, lr)
+    assert bool(stable) == decays
+    assert decays == (0 < lr < float(max_lr))

@@ -52,9 +52,26 @@ def batch_gradients(key, sigma, e_freq, n, n_max=N_MAX):
     (rows beyond ``n`` masked out), ``M = 20000``."""
     z = jax.random.normal(key, (20_000, n_max, D), jnp.float64)
     x = z * sigma
-    used = (jnp.arange(n_max) < n)[None, :, None]
-    g_freq = jnp.einsum("bjk,bj->bk", x * used, x @ e_freq) / n
+    # x~^T e~ of each sample (0 for the unused ones), as element-wise products
+    # and sums, which XLA fuses.
+    xe = jnp.where(jnp.arange(n_max) < n, jnp.sum(x * e_freq, axis=-1), 0.0)
+    g_freq = jnp.sum(x * xe[..., None], axis=1) / n
     return to_input(g_freq)
+
+
+# The closed forms at ``H~ = diag(sigma^2)``, jitted once (eager dispatch
+# compiles every primitive separately); ``n`` is traced.
+@jax.jit
+def variance_and_correlation(sigma, e_freq, n):
+    """``Var(g_B)`` (``batch_gradient_variance``) and the correlations ``rho``."""
+    h = jnp.diag(sigma**2)
+    return batch_gradient_variance(h, e_freq, n), online_ode._correlation(h, e_freq)[0]
+
+
+@jax.jit
+def expected_sign(sigma, e_freq, n):
+    """``E[sign g_B]`` (``online_ode.expected_sign``)."""
+    return online_ode.expected_sign(jnp.diag(sigma**2), e_freq, n)
 
 
 @settings(max_examples=25, deadline=None)
@@ -72,10 +89,8 @@ def test_batch_gradient_variance_monte_carlo(config):
     ``sqrt((kappa_4 / (n kappa_2^2) + 2) / M)``, checked to ``Z`` of them.
     """
     sigma, e, n, seed = config
-    h = jnp.diag(sigma**2)
     g = np.asarray(batch_gradients(jax.random.key(seed), sigma, e, n, n_max=8))
-    var = np.asarray(batch_gradient_variance(h, e, n))
-    rho = np.asarray(online_ode._correlation(h, e)[0])
+    var, rho = (np.asarray(v) for v in variance_and_correlation(sigma, e, n))
     k2, k4 = 1 + rho**2, 6 + 36 * rho**2 + 6 * rho**4
     se = np.sqrt((k4 / (n * k2**2) + 2) / g.shape[0])
     random = var > 0
@@ -92,9 +107,8 @@ def test_expected_sign_monte_carlo(config):
     ``p (1 - p)`` so that a ``p`` within ``1/M`` of 0 or 1 is not held to a zero
     width."""
     sigma, e, n, seed = config
-    h = jnp.diag(sigma**2)
     g = np.asarray(batch_gradients(jax.random.key(seed), sigma, e, n))
-    m = np.asarray(online_ode.expected_sign(h, e, n))
+    m = np.asarray(expected_sign(sigma, e, n))
     assert np.all(np.abs(m) <= 1)
     p = (1 + m) / 2
     p_hat = np.mean(g > 0, axis=0)
@@ -119,11 +133,10 @@ def test_gaussian_approximation_error():
     ``1e-11`` of ``+-1``.
     """
     n = 5000
-    rho = jnp.linspace(-0.1, 0.1, 4001)
-    exact = np.asarray(online_ode.sign_mean(rho, n))
-    gauss = np.asarray(online_ode.sign_mean_gaussian(rho, n))
+    r = np.linspace(-0.1, 0.1, 4001)
+    both = jax.jit(lambda rho: (online_ode.sign_mean(rho, n), online_ode.sign_mean_gaussian(rho, n)))
+    exact, gauss = (np.asarray(v) for v in both(r))
     err = exact - gauss
-    r = np.asarray(rho)
     k2, k3, k4 = 1 + r**2, 6 * r + 2 * r**3, 6 + 36 * r**2 + 6 * r**4
     x = -math.sqrt(n) * r / np.sqrt(k2)
     gamma, kurt = k3 / (k2**1.5 * math.sqrt(n)), k4 / (k2**2 * n)

@@ -244,26 +244,34 @@ def test_flow_error_function_and_refusals():
     problem = paper_problem()
     quad = population_quadratic(problem)
     flow = sign_flow(quad)
+    tau, e = np.asarray(flow.tau), np.asarray(flow.e_freq)
     # Padding changes nothing but rounding: the padded solve has the same breakpoints.
     padded = run_flow(quad.hessian_freq, quad.e0_freq)
     assert int(padded.n_segments) == int(flow.n_segments)
-    np.testing.assert_allclose(padded.e_freq[:4], flow.e_freq[:4], rtol=0, atol=1e-13)
+    np.testing.assert_allclose(np.asarray(padded.e_freq)[:4], e[:4], rtol=0, atol=1e-13)
     err = sign_flow_error(flow)
     n = int(flow.n_segments)
-    np.testing.assert_array_equal(err(flow.tau[: n + 1]), flow.e_freq[: n + 1])
-    mid = 0.5 * (flow.tau[:n] + flow.tau[1 : n + 1])
-    np.testing.assert_allclose(err(mid), 0.5 * (flow.e_freq[:n] + flow.e_freq[1 : n + 1]), atol=1e-14)
-    np.testing.assert_array_equal(err(jnp.array([1e3, 1e6])), jnp.stack([flow.e_freq[n]] * 2))
-    assert np.isnan(np.asarray(err(-1.0))).all()
+    mid = 0.5 * (tau[:n] + tau[1 : n + 1])
+    # One call (the function is element-wise in tau): the breakpoints, the midpoints,
+    # two times after convergence and one before 0.
+    at = np.asarray(err(np.concatenate([tau[: n + 1], mid, [1e3, 1e6, -1.0]])))
+    np.testing.assert_array_equal(at[: n + 1], e[: n + 1])
+    np.testing.assert_allclose(at[n + 1 : 2 * n + 1], 0.5 * (e[:n] + e[1 : n + 1]), atol=1e-14)
+    np.testing.assert_array_equal(at[2 * n + 1 : 2 * n + 3], np.stack([e[n]] * 2))
+    assert np.isnan(at[-1]).all()
     short = sign_flow(quad, max_events=2)
     assert not bool(short.applicable) and int(short.reason) == FlowReason.MAX_EVENTS
     assert np.isinf(float(short.tau_converged))
     assert np.isnan(np.asarray(sign_flow_error(short)(9.0))).all()
-    bad = sign_flow(quad._replace(e0_freq=quad.e0_freq.at[0].set(jnp.nan)))
+    bad = sign_flow(quad._replace(e0_freq=jnp.asarray(np.where(np.arange(3) == 0, np.nan, quad.e0_freq))))
     assert not bool(bad.applicable) and int(bad.reason) == FlowReason.NON_FINITE
 
 
 # --- 3. d = 3 closed forms ------------------------------------------------------------------------
+
+
+#: The closed form as one compiled program (not ~40 eager operations).
+final_d3 = jax.jit(sign_flow_final_d3)
 
 
 def signed(lo, hi):
@@ -299,7 +307,7 @@ def test_d3_end_point(s0, q, e0_0, e0_1, e0_2):
     tol_g, _ = tolerances(h, e0, flow)
     size = float(np.linalg.norm(e0)) + SQRT3 * float(flow.tau_converged)
     tol = 12.0 * tol_g / s0**2 + 16 * EPS * size
-    final = np.asarray(flow.e_freq[-1])
+    final = np.asarray(flow.e_freq)[-1]
     np.testing.assert_allclose(final[:2], 0.0, atol=tol)
     sign0 = math.copysign(1.0, e0_0)
     if abs(a) > abs(b):
@@ -308,7 +316,7 @@ def test_d3_end_point(s0, q, e0_0, e0_1, e0_2):
     elif q <= 1.0 / 3.0:
         assert abs(final[2] - (e0_2 + sign0 * SQRT2 * abs(e0_0))) <= tol
     problem = make_problem((s0, s1, 0.0), -e0, np.zeros(3))
-    closed = sign_flow_final_d3(problem)
+    closed = final_d3(problem)
     assert bool(closed.applicable)
     assert abs(float(closed.e_freq_final[2]) - final[2]) <= tol
 
@@ -320,20 +328,20 @@ def test_d3_reference_numbers_and_refusal():
     5e-7, 5e-4 for the 4-digit times). A spectrum not of the form
     ``(sigma_0 > 0, sigma_1 > 0, 0)`` is refused with NaN."""
     problem = paper_problem()
-    flow = sign_flow(population_quadratic(problem))
+    flow = jax.tree.map(np.asarray, sign_flow(population_quadratic(problem)))
     n = int(flow.n_segments)
     assert n == 3
     np.testing.assert_allclose(flow.tau[1:4], [1.111, 6.420, 8.190], atol=5e-4)
     assert abs(float(flow.e_freq[n, 2]) + 4.314457) <= 5e-7
-    assert abs(float(sign_flow_final_d3(problem).e_freq_final[2]) + 4.314457) <= 5e-7
+    assert abs(float(final_d3(problem).e_freq_final[2]) + 4.314457) <= 5e-7
     assert bool(flow.sliding[2, 1]) and not bool(flow.sliding[:2].any())
     for s1 in (0.08, 0.07):
         m = make_problem((0.1, s1, 0.0), problem.w_star_freq, problem.w0_freq)
         f = sign_flow(population_quadratic(m))
-        assert abs(float(f.e_freq[-1, 2]) + 5.759276) <= 5e-7
-        c = sign_flow_final_d3(m)
+        assert abs(float(np.asarray(f.e_freq)[-1, 2]) + 5.759276) <= 5e-7
+        c = final_d3(m)
         assert bool(c.saturated) and abs(float(c.e_freq_final[2]) + 5.759276) <= 5e-7
-    bad = sign_flow_final_d3(make_problem((0.1, 0.05, 0.02), problem.w_star_freq, problem.w0_freq))
+    bad = final_d3(make_problem((0.1, 0.05, 0.02), problem.w_star_freq, problem.w0_freq))
     assert not bool(bad.applicable) and np.isnan(np.asarray(bad.e_freq_final)).all()
     with pytest.raises(ValueError):
         sign_flow_final_d3(make_problem((0.1, 0.05, 0.0, 0.0), np.zeros(4), np.zeros(4)))
@@ -357,7 +365,7 @@ def discrete_minus_flow(problem, lrs, components):
     for lr in lrs:
         res = discrete(problem, lr, int(math.ceil(1.25 * float(flow.tau_converged) / lr)))
         assert not bool(res.truncated)
-        diff = np.asarray(res.e_freq_final)[components] - np.asarray(flow.e_freq[-1])[components]
+        diff = np.asarray(res.e_freq_final)[components] - np.asarray(flow.e_freq)[-1][components]
         out.append(float(np.abs(diff).max()))
     return np.asarray(out)
 
@@ -439,7 +447,7 @@ def test_leaving_when_another_joins():
     h = np.diag(sig**2)
     flow = run_flow(h, np.asarray(LEAVE_E0))
     n = int(flow.n_segments)
-    sl = np.asarray(flow.sliding[:n])
+    sl = np.asarray(flow.sliding)[:n]
     swaps = [k for k in range(1, n) if (sl[k - 1] & ~sl[k]).any() and (sl[k] & ~sl[k - 1]).any()]
     assert swaps
     assert filippov_violations(h, flow) == []

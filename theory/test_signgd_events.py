@@ -263,7 +263,7 @@ def test_paper_setting():
     assert (int(ph.t1), int(ph.t2)) == (112, 641)
     np.testing.assert_array_equal(np.asarray(res.t_events)[:2], [112, 641])
     assert bool(res.oscillating) and int(res.t_oscillating) == 641 and not bool(res.truncated)
-    e_t2 = out.e_ev[0]
+    e_t2 = np.asarray(out.e_ev)[0]
     np.testing.assert_allclose(e_t2, ph.e_freq_t2, rtol=0, atol=1e-12)
 
 
@@ -288,7 +288,7 @@ def test_first_events_are_the_phases(s0, q, lr, e0, e1, e2, w_star):
     dist, _, _ = bounds(problem, lr, np.asarray(w_it), t2)
     a0, b0 = (float(v) for v in signgd.signgd_gradient_parts(problem.e0_freq, problem.spectrum))
     r1 = (abs(a0) - abs(b0)) / (s0**2 * lr)
-    r2 = math.sqrt(3) * abs(float(ph.e_freq_t1[0])) / lr
+    r2 = math.sqrt(3) * abs(float(np.asarray(ph.e_freq_t1)[0])) / lr
     frac = lambda r: abs(r - round(r))
     assume(r1 < 0 or frac(r1) > 8 * U * (abs(r1) + 1) + 2 * dist[-1] / lr)
     assume(frac(r2) > 8 * U * (r2 + 1) + 2 * dist[-1] / lr)

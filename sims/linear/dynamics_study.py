@@ -202,6 +202,17 @@ class DynamicsRun(NamedTuple):
     timing: dict
 
 
+def solve_prediction(config: Config, name: str, record_steps: np.ndarray,
+                     fixed_hessians: Optional[np.ndarray] = None) -> Prediction:
+    """Optimizer ``name``'s prediction for the run ``config`` on ``record_steps`` (float64).
+
+    ``fixed_hessians``: each seed's ``H~_S`` (fixed gradient only).
+    """
+    return predict(name, config.gradient, config.problem64(), config.lr, record_steps,
+                   hparams=config.hparams[name], batch_size=config.batch_size or 0,
+                   fixed_hessians=fixed_hessians, label_noise=config.label_noise)
+
+
 def _start_predictions(config: Config, oracle, record_steps: np.ndarray):
     """One daemon thread per optimizer solving its prediction; returns ``(threads, predictions, errors)``.
 
@@ -211,13 +222,11 @@ def _start_predictions(config: Config, oracle, record_steps: np.ndarray):
     """
     fixed_h = (fixed_set_hessians(oracle, seed_keys(config.seeds, config.seed), np.asarray(config.spectrum))
                if config.gradient == "fixed" else None)
-    problem64, predictions, errors = config.problem64(), {}, []
+    predictions, errors = {}, []
 
     def solve(name):
         try:
-            predictions[name] = predict(name, config.gradient, problem64, config.lr, record_steps,
-                                        hparams=config.hparams[name], batch_size=config.batch_size or 0,
-                                        fixed_hessians=fixed_h, label_noise=config.label_noise)
+            predictions[name] = solve_prediction(config, name, record_steps, fixed_h)
         except BaseException as err:  # re-raised in the main thread
             errors.append(err)
 
