@@ -52,7 +52,7 @@ first ``d`` columns are the ``d``-dimensional samples.
 """
 
 import math
-from functools import lru_cache, partial
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -66,7 +66,8 @@ import optax
 from sims.linear.oracles import GRADIENTS
 from theory import dynamics as dyn
 from theory import gd
-from theory.signal import Problem, dct_basis, make_problem, sample_freq
+from theory.signal import make_problem, sample_freq
+from theory.testing import pad_problem, padded_basis
 
 U = 2.0**-53
 DIMS = (3, 6)
@@ -142,16 +143,6 @@ SEEDS = 4
 STEPS = 100  # core steps per run
 D_PAD = max(DIMS)  # every core run is padded to this size (module docstring)
 core_gd_seeds = jax.vmap(core_gd, in_axes=(None, None, None, 0, None, None))
-_dct_basis = jax.jit(dct_basis, static_argnums=(0, 1))
-
-
-@lru_cache(maxsize=None)
-def padded_basis(d: int) -> jax.Array:
-    """``C_d`` (:func:`theory.signal.dct_basis`) in the top-left block of a
-    zero ``(D_PAD, D_PAD)`` matrix."""
-    c = np.zeros((D_PAD, D_PAD))
-    c[:d, :d] = np.asarray(_dct_basis(d, jnp.float64))
-    return jnp.asarray(c)
 
 
 def run_core(problem, lr, keys, mode):
@@ -159,8 +150,7 @@ def run_core(problem, lr, keys, mode):
     run per key, run padded to ``D_PAD`` (padded in NumPy, which compiles
     nothing); the padding stays exactly 0."""
     d = problem.dim
-    padded = Problem(*(jnp.asarray(np.pad(np.asarray(v), (0, D_PAD - d))) for v in problem))
-    e = np.asarray(core_gd_seeds(padded, padded_basis(d), lr, keys, STEPS, mode))
+    e = np.asarray(core_gd_seeds(pad_problem(problem, D_PAD), padded_basis(d, D_PAD), lr, keys, STEPS, mode))
     assert np.all(e[..., d:] == 0)
     return e[..., :d]
 

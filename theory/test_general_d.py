@@ -69,7 +69,8 @@ from hypothesis import strategies as st
 
 from theory import dynamics as dyn
 from theory import gd
-from theory.signal import Problem, dct_basis, make_problem, sample_freq
+from theory.signal import Problem, make_problem, sample_freq
+from theory.testing import jit_dct_basis, pad_problem, padded_basis
 from theory.spectra import powerlaw_spectrum
 from theory.test_gd import T as LOOP_T, coord, freq_loop, kappa  # the shared loop and bound
 
@@ -84,18 +85,6 @@ GRADIENTS = ("population", "online", "fixed")
 BIG_D = 1024
 
 gd_error_at = jax.jit(lambda problem, lr, t: gd.gd_error(problem, lr)(t))
-_dct_basis = jax.jit(dct_basis, static_argnums=(0, 1))
-
-
-@functools.lru_cache(maxsize=None)
-def padded_basis(d: int, d_max: int = D_MAX) -> jax.Array:
-    """``C_d`` (:func:`theory.signal.dct_basis`) in the top-left block of a
-    zero ``(d_max, d_max)`` matrix."""
-    c = np.zeros((d_max, d_max))
-    c[:d, :d] = np.asarray(_dct_basis(d, jnp.float64))
-    return jnp.asarray(c)
-
-
 @functools.partial(jax.jit, static_argnames=("gradient", "steps"))
 def core_gd(problem, dct, lr, keys, gradient, steps=STEPS):
     """``e~(0..steps)`` of GD on the core, one run per key: ``(seeds, steps + 1, d)``.
@@ -105,7 +94,7 @@ def core_gd(problem, dct, lr, keys, gradient, steps=STEPS):
 
     Args:
       problem: the (padded) problem; its ``w_star_freq`` does not enter GD.
-      dct: ``(d, d)`` basis ``C`` (:func:`padded_basis` for a padded problem).
+      dct: ``(d, d)`` basis ``C`` (:func:`theory.testing.padded_basis` for a padded problem).
       lr: learning rate (traced).
       keys: ``(seeds,)`` PRNG keys: step ``t``'s batch comes from
         ``fold_in(key, t)`` (online), the training set of ``BATCH`` samples
@@ -167,12 +156,7 @@ def problems(draw, dims=st.integers(2, D_MAX), d_max=D_MAX):
     w0 = draw(st.lists(coord(), min_size=d, max_size=d))
     lr = draw(st.floats(0.01, 1.99)) / float(np.max(sigma)) ** 2
 
-    def pad(v):
-        out = np.zeros(d_max)
-        out[:d] = v
-        return jnp.asarray(out)
-
-    return Problem(pad(sigma), pad(w_star), pad(w0)), lr, d
+    return pad_problem(Problem(sigma, w_star, w0), d_max), lr, d
 
 
 def closed_form(problem, lr, steps):
@@ -243,7 +227,7 @@ def test_population_core_general_d(problem):
     and its irrelevant coordinates stay put."""
     problem, lr, d = problem
     assume_normal_error(problem)
-    e_freq = np.asarray(core_gd(problem, padded_basis(d), lr, jax.random.split(jax.random.key(0), 1), "population"))
+    e_freq = np.asarray(core_gd(problem, padded_basis(d, D_MAX), lr, jax.random.split(jax.random.key(0), 1), "population"))
     check_core_equals_closed_form(problem, lr, e_freq[0], d)
     check_irrelevant_constant(problem, e_freq, d)
 
@@ -258,7 +242,7 @@ def test_irrelevant_constant_stochastic_general_d(gradient, problem, seed):
     problem, lr, d = problem
     assume_normal_error(problem)
     keys = jax.random.split(jax.random.key(seed), 2)
-    check_irrelevant_constant(problem, np.asarray(core_gd(problem, padded_basis(d), lr, keys, gradient)), d)
+    check_irrelevant_constant(problem, np.asarray(core_gd(problem, padded_basis(d, D_MAX), lr, keys, gradient)), d)
 
 
 @functools.lru_cache(maxsize=None)
@@ -273,7 +257,7 @@ def big_model():
 
 def test_big_d_population():
     problem, lr = big_model()
-    e_freq = np.asarray(core_gd(problem, _dct_basis(BIG_D, jnp.float64), lr, jax.random.split(jax.random.key(0), 1),
+    e_freq = np.asarray(core_gd(problem, jit_dct_basis(BIG_D, jnp.float64), lr, jax.random.split(jax.random.key(0), 1),
                                 "population", steps=32))
     closed = check_core_equals_closed_form(problem, lr, e_freq[0], BIG_D)
     bound = check_irrelevant_constant(problem, e_freq, BIG_D)
@@ -288,7 +272,7 @@ def test_big_d_population():
 def test_big_d_online():
     problem, lr = big_model()
     keys = jax.random.split(jax.random.key(1), 2)
-    e_freq = np.asarray(core_gd(problem, _dct_basis(BIG_D, jnp.float64), lr, keys, "online", steps=32))
+    e_freq = np.asarray(core_gd(problem, jit_dct_basis(BIG_D, jnp.float64), lr, keys, "online", steps=32))
     bound = check_irrelevant_constant(problem, e_freq, BIG_D)
     rel = np.asarray(problem.spectrum) > 0
     assert np.abs(e_freq[:, -1, rel] - e_freq[:, 0, rel]).max() > 1e4 * bound.max()

@@ -21,6 +21,7 @@ test, not a theorem.
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import jax
@@ -30,9 +31,32 @@ import optax
 
 from theory.dynamics import init_state, online_gradient, optax_step, population_gradient, run, save_e_freq
 from theory.quadratic import Quadratic
-from theory.signal import dct_basis
+from theory.signal import Problem, dct_basis
 
 Array = jax.Array
+
+
+#: :func:`theory.signal.dct_basis` compiled once per ``(d, dtype)``.
+jit_dct_basis = jax.jit(dct_basis, static_argnums=(0, 1))
+
+
+@functools.lru_cache(maxsize=None)
+def padded_basis(d: int, d_max: int) -> Array:
+    """``C_d`` in the top-left block of a zero ``(d_max, d_max)`` matrix (float64).
+
+    A ``d``-dimensional problem padded with zeros to ``d_max``
+    (:func:`pad_problem`) runs as itself with this basis: the padding stays
+    exactly 0 and adds exact zeros to every product, so one compile serves
+    every ``d <= d_max``.
+    """
+    c = np.zeros((d_max, d_max))
+    c[:d, :d] = np.asarray(jit_dct_basis(d, jnp.float64))
+    return jnp.asarray(c)
+
+
+def pad_problem(problem: Problem, d_max: int) -> Problem:
+    """The problem's vectors padded with zeros to ``d_max`` (float64; in NumPy, which compiles nothing)."""
+    return Problem(*(jnp.asarray(np.pad(np.asarray(v, np.float64), (0, d_max - len(v)))) for v in problem))
 
 
 def reference_run(
