@@ -16,7 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from theory.spectra import PAPER_SPECTRUM, SPECTRA, draw_w_star_freq, powerlaw_spectrum, relevant_band
+from theory.signal import PAPER_SPECTRUM
+from theory.spectra import SPECTRA, draw_w_star_freq, powerlaw_spectrum, relevant_band
 
 U32 = 2.0**-24
 

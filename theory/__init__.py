@@ -21,6 +21,9 @@ from theory.risks import (
     weight_norm,
 )
 from theory.signal import (
+    PAPER_SPECTRUM,
+    PAPER_W0_FREQ,
+    PAPER_W_STAR_FREQ,
     PaperTraining,
     Problem,
     dct_basis,
@@ -32,7 +35,6 @@ from theory.signal import (
     to_input,
 )
 from theory.spectra import (
-    PAPER_SPECTRUM,
     SPECTRA,
     draw_w_star_freq,
     powerlaw_spectrum,
@@ -74,6 +76,8 @@ __all__ = [
     "to_freq",
     "to_input",
     "PAPER_SPECTRUM",
+    "PAPER_W0_FREQ",
+    "PAPER_W_STAR_FREQ",
     "SPECTRA",
     "draw_w_star_freq",
     "powerlaw_spectrum",

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from theory.signal import PAPER_SPECTRUM, irrelevant_mask  # noqa: F401  (PAPER_SPECTRUM: a spectrum preset)
+from theory.signal import irrelevant_mask
 
 Array = jax.Array
 

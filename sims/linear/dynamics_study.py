@@ -390,7 +390,7 @@ def table_rows(summary: dict) -> list[tuple[str, ...]]:
     for name, r in summary["optimizers"].items():
         f, p = r["final"], r["predicted"]
         ok = p["applicable"]
-        rows.append((name, format_mean_std(f["standard_risk"]), format_mean_std(f["weight_norm"]), format_mean_std(f["adversarial_risk"]),
+        rows.append((name, *(format_mean_std(f[k]) for k in ("standard_risk", "weight_norm", "adversarial_risk")),
                      f"{p['adversarial_risk']:.5g}" if ok else "-", irrelevant_error(f["e_freq"]),
                      irrelevant_error(p.get("e_freq")) if ok else "-",
                      p["theory"] if ok else f"{p['theory']} (not applicable)",

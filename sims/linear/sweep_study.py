@@ -654,7 +654,7 @@ def print_report(summary: dict, config: Config) -> None:
     for name, r in d["optimizers"].items():
         f, p = r["final"], r.get("predicted")
         ok = p is not None and p["applicable"]
-        rows.append((name, format_mean_std(f["standard_risk"]), format_mean_std(f["weight_norm"]), format_mean_std(f["adversarial_risk"]),
+        rows.append((name, *(format_mean_std(f[k]) for k in ("standard_risk", "weight_norm", "adversarial_risk")),
                      f"{p['adversarial_risk']:.4g}" if ok else "-", format_mean_std(f["irrelevant_norm"]),
                      f"{p['irrelevant_norm']:.4g}" if ok else "-", (p or {}).get("theory") or "-",
                      f"{f['diverged']}/{config.seeds}" + (" !" if f["diverged"] else "")))
